@@ -1,0 +1,1 @@
+"""The OCI runtime-spec documents (config, process, state, features) and their validation."""
