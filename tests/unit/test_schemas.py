@@ -687,8 +687,8 @@ BROKEN: list[tuple[str, Mutation, str]] = [
     ),
     (
         "rootfsPropagation",
-        _set("linux", "rootfsPropagation", value="rshared"),
-        'linux.rootfsPropagation: "rshared": expected one of private, shared, slave, unbindable',
+        _set("linux", "rootfsPropagation", value="recursive"),
+        'linux.rootfsPropagation: "recursive": expected one of private, rprivate, rshared, rslave, runbindable, shared, slave, unbindable',
     ),
     (
         "masked relative",

@@ -1,0 +1,345 @@
+"""config.json → the init's plan: every decision made in `create`, before any process exists.
+
+Pure apart from a few stat()s of host paths (namespace files, bind sources), so a config
+the runtime cannot honour is refused with a clear message and nothing to clean up.  The
+plan is plain data (marshal-able): the init only executes it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+from typing import Any
+
+from ociish import OCI_VERSION
+from ociish.errors import ConfigError, NotSupportedError
+from ociish.linux import caps as C
+from ociish.linux import libc as L
+from ociish.rootfs.mountopts import parse_options
+from ociish.safepath import clean
+
+NAMESPACE_FLAGS = {
+    "pid": L.CLONE_NEWPID,
+    "network": L.CLONE_NEWNET,
+    "mount": L.CLONE_NEWNS,
+    "ipc": L.CLONE_NEWIPC,
+    "uts": L.CLONE_NEWUTS,
+    "user": L.CLONE_NEWUSER,
+    "cgroup": L.CLONE_NEWCGROUP,
+    "time": L.CLONE_NEWTIME,
+}
+_NS_GET_NSTYPE = 0xB703
+_NSFS_MAGIC = 0x6E736673
+
+# The devices config-linux.md says every container gets (char 1:3 …), mode 0666, root-owned.
+DEFAULT_DEVICES = (
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+)
+DEV_SYMLINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+)
+# The spec's four values, plus the r-forms CRI-O writes (runc accepts them too).
+ROOTFS_PROPAGATION = {
+    "private": L.MS_PRIVATE,
+    "shared": L.MS_SHARED,
+    "slave": L.MS_SLAVE,
+    "unbindable": L.MS_UNBINDABLE,
+}
+ROOTFS_PROPAGATION.update({"r" + name: flag for name, flag in list(ROOTFS_PROPAGATION.items())})
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+# Fields this runtime does not implement yet: refused, never silently ignored.
+_NOT_SUPPORTED = (
+    ("process", "apparmorProfile"),
+    ("process", "selinuxLabel"),
+    ("process", "scheduler"),
+    ("process", "ioPriority"),
+    ("process", "execCPUAffinity"),
+    ("linux", "seccomp"),
+    ("linux", "intelRdt"),
+    ("linux", "netDevices"),
+    ("linux", "mountLabel"),
+    ("linux", "memoryPolicy"),
+)
+
+
+def rootfs_path(config: dict[str, Any], bundle: str) -> str:
+    """Absolute rootfs path (root.path is absolute or relative to the bundle); must be a directory."""
+    root = config.get("root")
+    if not isinstance(root, dict) or not root.get("path"):
+        raise ConfigError("config.json: root.path: missing required field")
+    path = os.path.normpath(os.path.join(bundle, root["path"]))
+    if not os.path.isdir(path):
+        raise ConfigError(f"config.json: root.path: {root['path']!r}: no directory at {path}")
+    return os.path.realpath(path)
+
+
+def namespaces(config: dict[str, Any]) -> dict[str, str | None]:
+    """type → path (None for a new namespace), with each path checked to be that type."""
+    result: dict[str, str | None] = {}
+    for index, ns in enumerate(config.get("linux", {}).get("namespaces") or []):
+        kind, path = ns["type"], ns.get("path") or None
+        if kind in result:
+            raise ConfigError(f"config.json: linux.namespaces[{index}].type: duplicate namespace {kind!r}")
+        if path is not None:
+            _check_namespace_file(path, kind, f"linux.namespaces[{index}].path")
+        result[kind] = path
+    return result
+
+
+def _check_namespace_file(path: str, kind: str, where: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ConfigError(f"config.json: {where}: {path!r}: {e.strerror}") from None
+    try:
+        if L.fstatfs_type(fd) != _NSFS_MAGIC:
+            raise ConfigError(f"config.json: {where}: {path!r} is not a namespace file")
+        actual = fcntl.ioctl(fd, _NS_GET_NSTYPE)
+        if actual != NAMESPACE_FLAGS[kind]:
+            names = {flag: name for name, flag in NAMESPACE_FLAGS.items()}
+            raise ConfigError(f"config.json: {where}: {path!r} is a {names.get(actual, '?')} namespace, expected {kind}")
+    finally:
+        os.close(fd)
+
+
+def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs: str, options: dict[str, Any],
+               cgroup_mounts: list[tuple[str, str | None, str]]) -> dict[str, Any]:
+    """The complete, validated instructions for stages 1 and 2.
+
+    ``options`` carries the create flags: console (bool), no_pivot, preserve_fds, fds.
+    ``cgroup_mounts`` lists (hierarchy name, fs options or None for cgroup2, host dir of
+    the container's cgroup) for `cgroup` mounts.
+    """
+    linux = config.get("linux") or {}
+    proc = config.get("process")
+    if not isinstance(proc, dict):
+        raise ConfigError("config.json: process: missing required field")
+    for section, field in _NOT_SUPPORTED:
+        if (config.get(section) if section != "linux" else linux).get(field) not in (None, "", [], {}):
+            raise NotSupportedError(f"{section}.{field}")
+
+    ns = namespaces(config)
+    new_userns = "user" in ns and ns["user"] is None
+    new = {kind for kind, path in ns.items() if path is None and kind != "user"}
+    unshare_flags = 0
+    for kind in new:
+        unshare_flags |= NAMESPACE_FLAGS[kind]
+    ns_paths = [(kind, path, NAMESPACE_FLAGS[kind]) for kind, path in ns.items() if path is not None]
+
+    if config.get("hostname") is not None and "uts" not in new:
+        raise ConfigError("config.json: hostname: setting it needs a new uts namespace (linux.namespaces)")
+    if config.get("domainname") is not None and "uts" not in new:
+        raise ConfigError("config.json: domainname: setting it needs a new uts namespace (linux.namespaces)")
+    if linux.get("timeOffsets") and "time" not in new:
+        raise ConfigError("config.json: linux.timeOffsets: needs a new time namespace (linux.namespaces)")
+    if ("uidMappings" in linux or "gidMappings" in linux) and not new_userns:
+        raise ConfigError("config.json: linux.uidMappings: mappings need a new user namespace (linux.namespaces)")
+    if new_userns and not (linux.get("uidMappings") and linux.get("gidMappings")):
+        raise ConfigError("config.json: linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
+
+    mount_ns = "mount" in ns
+    terminal = bool(proc.get("terminal"))
+    if terminal != bool(options.get("console")):
+        raise ConfigError("process.terminal is true: --console-socket is required" if terminal
+                          else "--console-socket given but process.terminal is not true")
+    mounts = [_mount_entry(m, index, bundle, cgroup_mounts, "cgroup" in new) for index, m in enumerate(config.get("mounts") or [])]
+    if not mount_ns and (mounts or linux.get("maskedPaths") or linux.get("readonlyPaths") or terminal
+                         or linux.get("devices") or (config.get("root") or {}).get("readonly")):
+        raise ConfigError("config.json: linux.namespaces: mounts, devices, masked/readonly paths, a terminal and "
+                          "root.readonly need a new mount namespace")
+
+    dev_from_host = any(m["bind"] and m["destination"] == "/dev" for m in mounts)
+    devices = [] if dev_from_host else [
+        {"path": path, "type": "c", "major": major, "minor": minor, "mode": 0o666, "uid": 0, "gid": 0,
+         "host_path": path, "where": "linux.devices"} for path, major, minor in DEFAULT_DEVICES]
+    for index, dev in enumerate(linux.get("devices") or []):
+        devices = [d for d in devices if d["path"] != clean(dev["path"])]
+        devices.append(_device_entry(dev, index))
+
+    user = proc.get("user") or {}
+    process_plan = {
+        "args": list(proc.get("args") or []),
+        "env": list(proc.get("env") or []),
+        "cwd": proc.get("cwd") or "/",
+        "uid": user.get("uid", 0),
+        "gid": user.get("gid", 0),
+        "additional_gids": list(user.get("additionalGids") or []),
+        "umask": user.get("umask", 0o022),
+        "terminal": terminal,
+        "console_size": _console_size(proc) if terminal else None,
+        "no_new_privileges": bool(proc.get("noNewPrivileges")),
+        "caps": None,
+    }
+    if not process_plan["args"]:
+        raise ConfigError("config.json: process.args: at least one entry is required")
+    warnings: list[str] = []
+    if "capabilities" in proc:
+        process_plan["caps"] = capability_sets(proc.get("capabilities") or {}, warnings)
+
+    propagation = linux.get("rootfsPropagation")
+    personality = linux.get("personality")
+    hooks = config.get("hooks") or {}
+    root = config.get("root") or {}
+    plan = {
+        "parent_pid": os.getpid(),
+        "id": container_id,
+        "bundle": bundle,
+        "rootfs": rootfs,
+        "readonly": bool(root.get("readonly")),
+        "mount_ns": mount_ns,
+        "new_userns": new_userns,
+        "unshare_flags": unshare_flags,
+        "ns_paths": ns_paths,
+        "setgroups_allowed": not new_userns,
+        "time_offsets": _time_offsets(linux.get("timeOffsets") or {}),
+        "oom_score_adj": proc.get("oomScoreAdj"),
+        "mounts": mounts,
+        "devices": devices,
+        "bind_devices": new_userns,
+        "dev_symlinks": list(DEV_SYMLINKS),
+        "masked_paths": list(linux.get("maskedPaths") or []),
+        "readonly_paths": list(linux.get("readonlyPaths") or []),
+        # "/" becomes a slave of the host unless asked otherwise, so nothing leaks back
+        "root_propagation": ROOTFS_PROPAGATION.get(propagation, L.MS_SLAVE),
+        "rootfs_propagation": (ROOTFS_PROPAGATION[propagation] | L.MS_REC) if propagation else 0,
+        "hostname": config.get("hostname"),
+        "domainname": config.get("domainname"),
+        "sysctl": dict(linux.get("sysctl") or {}),
+        "personality": None if personality is None else _personality(personality),
+        "process": process_plan,
+        "hooks": {kind: hooks.get(kind) or [] for kind in ("createContainer", "startContainer")},
+        "runtime_hooks": bool(hooks.get("prestart") or hooks.get("createRuntime")),
+        "state": {"ociVersion": OCI_VERSION, "id": container_id, "bundle": bundle,
+                  "annotations": config.get("annotations") or {}},
+        "no_pivot": bool(options.get("no_pivot")),
+        "preserve_fds": options.get("preserve_fds", 0),
+        "fds": dict(options.get("fds") or {}),
+        "warnings": warnings,
+    }
+    return plan
+
+
+def _mount_entry(m: dict[str, Any], index: int, bundle: str, cgroup_mounts: list[tuple[str, str | None, str]],
+                 cgroupns: bool) -> dict[str, Any]:
+    where = f"mounts[{index}]"
+    entry = parse_options(list(m.get("options") or []), where)
+    if m.get("uidMappings") or m.get("gidMappings"):
+        raise NotSupportedError(f"{where}.uidMappings", "idmapped mounts")
+    entry["destination"] = clean(m["destination"])
+    entry["type"] = m.get("type") or None
+    source = m.get("source")
+    if entry["type"] == "bind":
+        entry["bind"] = True
+    if entry["bind"]:
+        if not source:
+            raise ConfigError(f"config.json: {where}.source: a bind mount needs a source")
+        source = os.path.normpath(os.path.join(bundle, source))
+        if not os.path.exists(source):
+            raise ConfigError(f"config.json: {where}.source: {m['source']!r}: no such file or directory")
+    elif entry["type"] is None:
+        raise ConfigError(f"config.json: {where}.type: required unless options include bind or rbind")
+    entry["source"] = source or entry["type"]
+    if entry["type"] == "cgroup" and not entry["bind"]:
+        entry["cgroup"] = cgroup_mounts
+        entry["cgroupns"] = cgroupns
+    return entry
+
+
+def _device_entry(dev: dict[str, Any], index: int) -> dict[str, Any]:
+    where = f"linux.devices[{index}]"
+    kind = dev["type"]
+    if kind != "p" and ("major" not in dev or "minor" not in dev):
+        raise ConfigError(f"config.json: {where}: major and minor are required for type {kind!r}")
+    return {
+        "path": clean(dev["path"]),
+        "type": kind,
+        "major": dev.get("major", 0),
+        "minor": dev.get("minor", 0),
+        "mode": dev.get("fileMode", 0o666) & 0o7777,
+        "uid": dev.get("uid", 0),
+        "gid": dev.get("gid", 0),
+        "host_path": dev["path"],
+        "where": where,
+    }
+
+
+def capability_sets(spec: dict[str, list[str]], warnings: list[str]) -> dict[str, int]:
+    """Bit masks the init applies; what cannot be granted becomes a warning (config.md)."""
+    masks = {}
+    for name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        mask, unknown = C.cap_mask(list(spec.get(name) or []))
+        for cap in unknown:
+            warnings.append(f"process.capabilities.{name}: unknown capability {cap!r} ignored")
+        masks[name] = mask
+    dropped = {
+        "effective": masks["effective"] & ~masks["permitted"],
+        "inheritable": masks["inheritable"] & ~masks["bounding"],
+        "ambient": masks["ambient"] & ~(masks["permitted"] & masks["inheritable"] & masks["bounding"]),
+    }
+    for name, bits in dropped.items():
+        if bits:
+            names = ", ".join(C.CAPABILITIES[n] for n in range(len(C.CAPABILITIES)) if bits >> n & 1)
+            reason = {"effective": "not permitted", "inheritable": "not in the bounding set",
+                      "ambient": "not both permitted and inheritable"}[name]
+            warnings.append(f"process.capabilities.{name}: {names} cannot be granted ({reason})")
+            masks[name] &= ~bits
+    masks["last"] = C.last_cap()
+    return masks
+
+
+def _console_size(proc: dict[str, Any]) -> tuple[int, int] | None:
+    size = proc.get("consoleSize")
+    return (size["height"], size["width"]) if size else None
+
+
+def _time_offsets(offsets: dict[str, dict[str, int]]) -> str:
+    clocks = {"monotonic": "monotonic", "boottime": "boottime"}
+    lines = []
+    for clock, value in offsets.items():
+        if clock not in clocks:
+            raise ConfigError(f"config.json: linux.timeOffsets.{clock}: only monotonic and boottime can be offset")
+        lines.append(f"{clocks[clock]} {value.get('secs', 0)} {value.get('nanosecs', 0)}\n")
+    return "".join(lines)
+
+
+def _personality(personality: dict[str, Any]) -> int:
+    domain = personality.get("domain")
+    if domain not in PERSONALITY_DOMAINS:
+        raise ConfigError(f"config.json: linux.personality.domain: {domain!r}: expected LINUX or LINUX32")
+    if personality.get("flags"):
+        raise NotSupportedError("linux.personality.flags")
+    return PERSONALITY_DOMAINS[domain]
+
+
+def _rlim(value: int) -> int:
+    """uint64 config value → what resource.prlimit takes (2^64-1 is RLIM_INFINITY)."""
+    return resource.RLIM_INFINITY if value >= 2**63 else value
+
+
+def rlimits(proc: dict[str, Any]) -> list[tuple[int, int, int, str]]:
+    """(resource number, soft, hard, type) per process.rlimits entry; unknown types are errors."""
+    result = []
+    seen = set()
+    for index, limit in enumerate(proc.get("rlimits") or []):
+        kind = limit["type"]
+        number = getattr(resource, kind, None)
+        if not kind.startswith("RLIMIT_") or not isinstance(number, int):
+            raise ConfigError(f"config.json: process.rlimits[{index}].type: {kind!r} is not a Linux rlimit")
+        if kind in seen:
+            raise ConfigError(f"config.json: process.rlimits[{index}].type: duplicate rlimit {kind!r}")
+        seen.add(kind)
+        if limit["soft"] > limit["hard"]:
+            raise ConfigError(f"config.json: process.rlimits[{index}]: soft limit {limit['soft']} exceeds hard limit {limit['hard']}")
+        result.append((number, _rlim(limit["soft"]), _rlim(limit["hard"]), kind))
+    return result
