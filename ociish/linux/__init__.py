@@ -1,0 +1,1 @@
+"""Thin wrappers over Linux kernel interfaces the stdlib lacks (ctypes, no lookups)."""

@@ -1,0 +1,290 @@
+"""ctypes bindings for the syscalls Python 3.11's stdlib does not expose.
+
+Loaded with ``CDLL(None)`` (the libc already mapped into the process): never
+``ctypes.util.find_library``, which spawns helpers.  Every wrapper raises OSError with
+errno and, where useful, the path it worked on.  Syscalls added in Linux 5.x share their
+numbers across architectures; the older ones go through their libc wrappers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+# Numbers shared by every architecture (added after the syscall table unification).
+SYS_PIDFD_SEND_SIGNAL = 424
+SYS_OPEN_TREE = 428
+SYS_MOVE_MOUNT = 429
+SYS_FSOPEN = 430
+SYS_FSCONFIG = 431
+SYS_FSMOUNT = 432
+SYS_PIDFD_OPEN = 434
+SYS_CLOSE_RANGE = 436
+SYS_OPENAT2 = 437
+SYS_MOUNT_SETATTR = 442
+
+# Architecture-specific numbers for calls without a usable libc wrapper.
+_ARCH_NR = {
+    "x86_64": {"pivot_root": 155},
+    "aarch64": {"pivot_root": 41},
+    "ppc64le": {"pivot_root": 203},
+    "s390x": {"pivot_root": 217},
+    "riscv64": {"pivot_root": 41},
+}
+
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+MNT_DETACH = 2
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 1
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+
+def _check(ret: int, what: str, path: str | None = None) -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+    return ret
+
+
+def _b(path: str | bytes | None) -> bytes | None:
+    if path is None or isinstance(path, bytes):
+        return path
+    return os.fsencode(path)
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    ret = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    _check(ret, "mount", target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_libc.umount2(_b(target), flags), "umount", target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    nr = _ARCH_NR.get(os.uname().machine, {}).get("pivot_root")
+    if nr is None:
+        raise OSError(38, "pivot_root: unknown syscall number for this architecture")
+    _check(_syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root", new_root)
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return _check(
+        _libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)),
+        "prctl",
+    )
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), "sethostname")
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.setdomainname(raw, len(raw)), "setdomainname")
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): open ``path`` under ``dirfd`` with RESOLVE_* restrictions."""
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    while True:
+        ret = _syscall(ctypes.c_long(SYS_OPENAT2), dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+        if ret >= 0:
+            return ret
+        err = ctypes.get_errno()
+        if err != 11:  # EAGAIN: a concurrent rename raced the lookup; retry as the man page says
+            raise OSError(err, f"open: {os.strerror(err)}", path)
+
+
+def fsopen(fstype: str) -> int:
+    return _check(_syscall(ctypes.c_long(SYS_FSOPEN), _b(fstype), 1), "fsopen", fstype)  # FSOPEN_CLOEXEC
+
+
+def fsconfig_create(fsfd: int) -> None:
+    _check(_syscall(ctypes.c_long(SYS_FSCONFIG), fsfd, FSCONFIG_CMD_CREATE, None, None, 0), "fsconfig")
+
+
+def fsmount(fsfd: int, attr_flags: int = 0) -> int:
+    return _check(_syscall(ctypes.c_long(SYS_FSMOUNT), fsfd, FSMOUNT_CLOEXEC, attr_flags), "fsmount")
+
+
+def open_tree(dirfd: int, path: str, flags: int) -> int:
+    return _check(_syscall(ctypes.c_long(SYS_OPEN_TREE), dirfd, _b(path), ctypes.c_uint(flags)), "open_tree", path)
+
+
+def move_mount(from_fd: int, to_fd: int) -> None:
+    """Attach the detached mount ``from_fd`` onto the directory or file ``to_fd``."""
+    flags = MOVE_MOUNT_F_EMPTY_PATH | 0x40  # MOVE_MOUNT_T_EMPTY_PATH
+    _check(_syscall(ctypes.c_long(SYS_MOVE_MOUNT), from_fd, b"", to_fd, b"", flags), "move_mount")
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def mount_setattr(fd: int, attr_set: int, attr_clr: int, propagation: int = 0, recursive: bool = True) -> None:
+    attr = _MountAttr(attr_set, attr_clr, propagation, 0)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    ret = _syscall(ctypes.c_long(SYS_MOUNT_SETATTR), fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
+    _check(ret, "mount_setattr")
+
+
+def close_range_cloexec(first: int) -> None:
+    """Mark every fd >= first close-on-exec (nothing is closed under Python's feet)."""
+    ret = _syscall(ctypes.c_long(SYS_CLOSE_RANGE), ctypes.c_uint(first), ctypes.c_uint(0xFFFFFFFF), CLOSE_RANGE_CLOEXEC)
+    if ret < 0:  # kernels before 5.11: do it one fd at a time
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd >= first:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass
+
+
+def pidfd_send_signal(pidfd: int, sig: int) -> None:
+    _check(_syscall(ctypes.c_long(SYS_PIDFD_SEND_SIGNAL), pidfd, sig, None, 0), "pidfd_send_signal")
+
+
+# Capabilities: capget/capset with _LINUX_CAPABILITY_VERSION_3 (two 32-bit words per set).
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    header = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        shift = 32 * i
+        data[i].effective = (effective >> shift) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def personality(persona: int) -> None:
+    _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_long * 15)]
+
+
+PROC_SUPER_MAGIC = 0x9FA0
+DEVPTS_SUPER_MAGIC = 0x1CD1
+
+
+def fstatfs_type(fd: int) -> int:
+    """The filesystem magic number of the file behind ``fd``."""
+    buf = _Statfs()
+    _check(_libc.fstatfs(fd, ctypes.byref(buf)), "fstatfs")
+    return buf.f_type
+
+
+def private_procfs() -> int:
+    """A detached procfs mount of the caller's pid namespace, reachable only by this fd.
+
+    Writes that must land on procfs (sysctl, the exec fifo reopen) go through it, so no
+    mount the container image or a racing process controls can redirect them.
+    """
+    fsfd = fsopen("proc")
+    try:
+        fsconfig_create(fsfd)
+        return fsmount(fsfd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+    finally:
+        os.close(fsfd)
