@@ -1,0 +1,1 @@
+"""Persisted container state under the state root (default /run/ociish)."""

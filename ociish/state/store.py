@@ -1,0 +1,179 @@
+"""The state root: one directory per container, written atomically, guarded by a lock.
+
+Layout (runc's permissions)::
+
+    <root>/                 0700
+    <root>/<id>.lock        flock target serialising mutating commands on <id>
+    <root>/<id>/            0711
+    <root>/<id>/state.json  the record (written to a temp file, then renamed)
+    <root>/<id>/config.json the validated config as create read it
+    <root>/<id>/exec.fifo   present while the container is "created"
+
+The lock is a regular file beside the directory, never the directory itself, so no
+directory fd of the state root has to exist while a container process is being set up.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import shutil
+import time
+from typing import Any, Iterator
+
+import orjson
+
+from ociish.errors import ContainerNotFound, OciishError
+
+DEFAULT_ROOT = "/run/ociish"
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.json"
+FIFO_NAME = "exec.fifo"
+LOCK_TIMEOUT = 60.0
+
+_VALID_ID = re.compile(r"^[\w+\-.]+$")
+
+
+def check_id(container_id: str) -> str:
+    """Refuse IDs that could escape the state root or confuse the clients."""
+    if not container_id:
+        raise OciishError("container id cannot be empty")
+    if container_id in (".", "..") or not _VALID_ID.match(container_id) or len(container_id) > 1024:
+        raise OciishError(f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' and '.'")
+    return container_id
+
+
+class ContainerLock:
+    """An exclusive flock on ``<root>/<id>.lock``, held for the life of a mutating command."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "ContainerLock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class StateStore:
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = os.path.abspath(root)
+
+    def dir(self, container_id: str) -> str:
+        return os.path.join(self.root, container_id)
+
+    def path(self, container_id: str, name: str) -> str:
+        return os.path.join(self.root, container_id, name)
+
+    def ensure_root(self) -> None:
+        try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+        except OSError as e:
+            raise OciishError(f"cannot create state root {self.root}: {e.strerror}") from None
+
+    def lock(self, container_id: str, timeout: float = LOCK_TIMEOUT) -> ContainerLock:
+        """Take the container's lock, waiting up to ``timeout`` seconds for another command."""
+        self.ensure_root()
+        path = os.path.join(self.root, container_id + ".lock")
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() > deadline:
+                    raise OciishError(f"container {container_id!r} is busy: another ociish command holds its lock")
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            # delete unlinks the lock file last: if ours was unlinked while we waited, take the new one.
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return ContainerLock(path, fd)
+            os.close(fd)
+
+    def remove_lock(self, container_id: str) -> None:
+        try:
+            os.unlink(os.path.join(self.root, container_id + ".lock"))
+        except FileNotFoundError:
+            pass
+
+    def exists(self, container_id: str) -> bool:
+        return os.path.isdir(self.dir(container_id))
+
+    def make_dir(self, container_id: str) -> None:
+        """Create the container's directory; fails if the ID is taken."""
+        self.ensure_root()
+        try:
+            os.mkdir(self.dir(container_id), 0o711)
+        except FileExistsError:
+            raise OciishError(f"container {container_id!r} already exists") from None
+        os.chmod(self.dir(container_id), 0o711)  # not subject to umask
+
+    def write(self, container_id: str, record: dict[str, Any]) -> None:
+        self.write_file(container_id, STATE_FILE, orjson.dumps(record))
+
+    def write_file(self, container_id: str, name: str, data: bytes) -> None:
+        """Write ``name`` in the container dir atomically: temp file, fsync, rename."""
+        final = self.path(container_id, name)
+        tmp = f"{final}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+
+    def load(self, container_id: str) -> dict[str, Any]:
+        """The container's record; ContainerNotFound when it has none."""
+        try:
+            with open(self.path(container_id, STATE_FILE), "rb") as f:
+                data = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound(container_id) from None
+        try:
+            record = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise OciishError(f"state of container {container_id!r} is corrupt: {self.path(container_id, STATE_FILE)}") from None
+        if not isinstance(record, dict) or record.get("id") != container_id:
+            raise OciishError(f"state of container {container_id!r} is corrupt: {self.path(container_id, STATE_FILE)}")
+        return record
+
+    def load_config(self, container_id: str) -> dict[str, Any]:
+        with open(self.path(container_id, CONFIG_FILE), "rb") as f:
+            return orjson.loads(f.read())
+
+    def remove(self, container_id: str) -> None:
+        """Remove the container's directory and everything in it."""
+        directory = self.dir(container_id)
+        try:
+            shutil.rmtree(directory)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise OciishError(f"cannot remove {directory}: {e.strerror}") from None
+
+    def ids(self) -> Iterator[str]:
+        try:
+            entries = sorted(os.scandir(self.root), key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield entry.name
