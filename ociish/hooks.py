@@ -1,0 +1,95 @@
+"""Run OCI hooks: the state JSON on stdin, exact argv and env, a timeout, output captured.
+
+Built on fork/execve rather than subprocess so that the container init, which runs the
+createContainer and startContainer hooks, needs no extra imports.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from typing import Any
+
+from ociish.errors import OciishError
+from ociish.linux import libc as L
+
+OUTPUT_LIMIT = 4096
+
+
+class HookError(OciishError):
+    pass
+
+
+def run_hooks(kind: str, hooks: list[dict[str, Any]], state_json: bytes, cwd: str | None = None) -> None:
+    for index, hook in enumerate(hooks):
+        run_hook(f"hooks.{kind}[{index}]", hook, state_json, cwd)
+
+
+def run_hook(where: str, hook: dict[str, Any], state_json: bytes, cwd: str | None) -> None:
+    """Run one hook to completion; HookError naming ``where`` when it fails or times out."""
+    path = hook["path"]
+    argv = hook.get("args") or [path]
+    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in hook.get("env") or [])
+    timeout = hook.get("timeout")
+    stdin_r, stdin_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(stdin_r, 0)
+            os.dup2(out_w, 1)
+            os.dup2(out_w, 2)
+            if cwd:
+                os.chdir(cwd)
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            L.close_range_cloexec(3)
+            os.execve(path, argv, env)
+        except OSError as e:
+            os.write(2, f"cannot run {path}: {e.strerror}\n".encode())
+        os._exit(127)
+    os.close(stdin_r)
+    os.close(out_w)
+    try:
+        try:
+            os.write(stdin_w, state_json)
+        except BrokenPipeError:
+            pass  # a hook need not read its stdin; judge it by its exit status
+        os.close(stdin_w)
+        stdin_w = -1
+        output, timed_out = _collect(pid, out_r, timeout)
+    finally:
+        if stdin_w >= 0:
+            os.close(stdin_w)
+        os.close(out_r)
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace").strip()
+    detail = f": {text}" if text else ""
+    if timed_out:
+        raise HookError(f"{where}: {path} ran past its timeout of {timeout}s{detail}")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        how = f"exit status {code}" if code > 0 else f"signal {-code}"
+        raise HookError(f"{where}: {path} failed with {how}{detail}")
+
+
+def _collect(pid: int, out_fd: int, timeout: float | None) -> tuple[bytes, bool]:
+    """Read the hook's output until it closes; SIGKILL it when the timeout passes."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select([out_fd], [], [], wait)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            return b"".join(chunks), True
+        data = os.read(out_fd, 65536)
+        if not data:
+            return b"".join(chunks), False
+        if size < OUTPUT_LIMIT:
+            chunks.append(data[: OUTPUT_LIMIT - size])
+            size += len(chunks[-1])

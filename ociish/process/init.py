@@ -1,0 +1,281 @@
+"""Stage 1 (bootstrap) and stage 2 (container init), run by a sealed copy of the interpreter.
+
+`create` starts ``python -I -S -B -c "...; bootstrap()" SYNC_FD PLAN_FD`` from a sealed
+memfd copy of its interpreter, so no container process can ever reach the host's
+interpreter binary through /proc/<pid>/exe (CVE-2019-5736 class).
+
+Stage 1 joins or creates the namespaces (the user namespace first, mapped by `create`),
+then forks: the child (stage 2) is PID 1 of a new pid namespace.  Stage 2 builds the
+rootfs, reports "created", waits on exec.fifo for `start`, and execs process.args.
+
+Everything this module needs is imported before pivot_root; afterwards imports are
+switched off (sys.path emptied, an audit hook refuses them), because a lazy import after
+the pivot would run code from the container image with the init's privileges.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import signal
+import sys
+from typing import Any, NoReturn
+
+from ociish import console, hooks, safepath
+from ociish.linux import libc as L
+from ociish.process import credentials
+from ociish.process.channel import Channel, ChannelClosed
+from ociish.rootfs import setup
+
+_step = "start"
+
+
+def bootstrap() -> NoReturn:
+    """Stage 1 entry point."""
+    chan = Channel(int(sys.argv[1]))
+    try:
+        with os.fdopen(int(sys.argv[2]), "rb") as f:
+            plan = marshal.load(f)
+        _bootstrap(plan, chan)
+    except BaseException as e:  # noqa: BLE001 - every failure must reach `create` as a message
+        _report(chan, e)
+        os._exit(1)
+    os._exit(0)
+
+
+def _bootstrap(plan: dict[str, Any], chan: Channel) -> None:
+    global _step
+    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != plan["parent_pid"]:
+        raise ChannelClosed()  # create died before we could ask to die with it
+    if plan["oom_score_adj"] is not None:
+        _step = "process.oomScoreAdj"
+        with open("/proc/self/oom_score_adj", "w") as f:  # must precede non-dumpable
+            f.write(str(plan["oom_score_adj"]))
+    L.prctl(L.PR_SET_DUMPABLE, 0)
+    _join_namespaces(plan)
+    if plan["new_userns"]:
+        _step = "linux.namespaces (user)"
+        L.unshare(L.CLONE_NEWUSER)
+        chan.send("usermap")
+        chan.expect("ok")
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    if plan["unshare_flags"]:
+        _step = "linux.namespaces"
+        L.unshare(plan["unshare_flags"])
+    if plan["time_offsets"]:
+        _step = "linux.timeOffsets"
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write(plan["time_offsets"])
+    _step = "fork init"
+    pid = os.fork()
+    if pid == 0:
+        _init(plan, chan)
+    chan.send("pid", pid)
+
+
+def _join_namespaces(plan: dict[str, Any]) -> None:
+    """setns into configured paths: others, then the user namespace, then what needed it."""
+    global _step
+    deferred = []
+    for kind, path, flag in plan["ns_paths"]:
+        if kind == "user":
+            continue
+        _step = f"linux.namespaces ({kind} {path})"
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            L.setns(fd, flag)
+        except PermissionError:
+            deferred.append((kind, path, flag))
+        finally:
+            os.close(fd)
+    for kind, path, flag in plan["ns_paths"]:
+        if kind == "user":
+            _step = f"linux.namespaces (user {path})"
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                L.setns(fd, flag)
+            finally:
+                os.close(fd)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+    for kind, path, flag in deferred:
+        _step = f"linux.namespaces ({kind} {path})"
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            L.setns(fd, flag)
+        finally:
+            os.close(fd)
+
+
+def _init(plan: dict[str, Any], chan: Channel) -> NoReturn:
+    """Stage 2: the container's init process."""
+    try:
+        _setup(plan, chan)
+    except BaseException as e:  # noqa: BLE001
+        _report(chan, e)
+        os._exit(1)
+    _wait_and_exec(plan)
+
+
+def _setup(plan: dict[str, Any], chan: Channel) -> None:
+    global _step
+    fds = plan["fds"]
+    os.setsid()
+    proc = plan["process"]
+    procfs = L.private_procfs()  # of the new pid namespace: used for sysctl and the fifo reopen
+    _step = "root.path"
+    if plan["mount_ns"]:
+        root_fd = setup.prepare_root(plan["rootfs"], plan["root_propagation"])
+        for index, m in enumerate(plan["mounts"]):
+            _step = f"mounts[{index}] ({m['destination']})"
+            setup.do_mount(root_fd, m, f"mounts[{index}]")
+        _step = "linux.devices"
+        setup.create_devices(root_fd, plan["devices"], plan["bind_devices"])
+        setup.create_dev_symlinks(root_fd, plan["dev_symlinks"])
+        peer = -1
+        if proc["terminal"]:
+            _step = "process.terminal"
+            master, peer = console.open_pty(root_fd, proc["console_size"])
+            console.send_master(fds["console"], master)
+            os.close(master)
+            console.mount_console(root_fd, peer)
+        _step = "linux.sysctl"
+        setup.write_sysctls(procfs, plan["sysctl"])
+        _step = "linux.readonlyPaths"
+        setup.readonly_paths(root_fd, plan["readonly_paths"])
+        _step = "linux.maskedPaths"
+        setup.mask_paths(root_fd, plan["masked_paths"])
+        if plan["runtime_hooks"]:
+            _step = "hooks"
+            chan.send("hooks")
+            chan.expect("ok")
+        _run_hooks(plan, "createContainer", "creating")
+        _step = "pivot_root"
+        if plan["no_pivot"]:
+            setup.move_root(plan["rootfs"])
+        else:
+            setup.pivot(root_fd)
+        os.close(root_fd)
+        if plan["rootfs_propagation"]:
+            L.mount(None, "/", None, plan["rootfs_propagation"])
+        if plan["readonly"]:
+            _step = "root.readonly"
+            setup.remount_root_readonly()
+    else:
+        peer = -1
+        _step = "hooks"
+        if plan["runtime_hooks"]:
+            chan.send("hooks")
+            chan.expect("ok")
+        _run_hooks(plan, "createContainer", "creating")
+        os.chroot(plan["rootfs"])
+        os.chdir("/")
+    _lock_imports()
+    if peer >= 0:
+        console.make_controlling(peer)
+    if plan["hostname"] is not None:
+        _step = "hostname"
+        L.sethostname(plan["hostname"])
+    if plan["domainname"] is not None:
+        _step = "domainname"
+        L.setdomainname(plan["domainname"])
+    if plan["personality"] is not None:
+        _step = "linux.personality"
+        L.personality(plan["personality"])
+    if proc["no_new_privileges"]:
+        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+    _step = "process.rlimits"
+    chan.send("ready")
+    chan.expect("ok")
+    _step = "process.user"
+    if proc["uid"] != 0:
+        credentials.chown_stdio(proc["uid"], proc["gid"])
+    for warning in credentials.become_user(proc, plan["setgroups_allowed"]):
+        chan.send("warn", warning)
+    os.umask(proc["umask"])
+    _step = "process.args"
+    plan["executable"] = credentials.find_executable(proc["args"][0], proc["env"])
+    plan["procfs"] = procfs
+    chan.send("created")
+    try:
+        chan.expect("ok")
+    finally:
+        chan.close()
+
+
+def _run_hooks(plan: dict[str, Any], kind: str, status: str) -> None:
+    global _step
+    if plan["hooks"].get(kind):
+        _step = f"hooks.{kind}"
+        state = dict(plan["state"], status=status, pid=os.getpid())
+        hooks.run_hooks(kind, plan["hooks"][kind], json.dumps(state).encode(), plan["bundle"] if status == "creating" else "/")
+
+
+def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
+    """Block until `start` reads exec.fifo, then become process.args."""
+    proc = plan["process"]
+    try:
+        fifo = os.open(f"self/fd/{plan['fds']['fifo']}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=plan["procfs"])
+        os.write(fifo, b"0")
+        os.close(fifo)
+        os.close(plan["fds"]["fifo"])
+        os.close(plan["procfs"])
+        _run_hooks(plan, "startContainer", "created")
+        for sig in range(1, signal.NSIG):
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        L.close_range_cloexec(3 + plan["preserve_fds"])
+        os.execve(plan["executable"], proc["args"], _env_dict(proc["env"]))
+    except BaseException as e:  # noqa: BLE001 - `create` is gone: tell the container's stderr
+        os.write(2, f"ociish: container init failed before exec: {_describe(e)}\n".encode())
+    os._exit(127)
+
+
+def _env_dict(env: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+
+
+def _lock_imports() -> None:
+    """After pivot_root the module search path would be the container's: forbid imports."""
+    sys.path[:] = []
+    sys.path_hooks[:] = []
+    sys.path_importer_cache.clear()
+    sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__name__", "") in ("BuiltinImporter", "FrozenImporter")]
+
+    def refuse(event: str, _args: tuple[Any, ...]) -> None:
+        if event == "import":
+            raise RuntimeError("import after pivot_root")
+
+    sys.addaudithook(refuse)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, OSError):
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{e.strerror or e}{where}"
+    if isinstance(e, ChannelClosed):
+        return "create exited"
+    return str(e) or type(e).__name__
+
+
+def _report(chan: Channel, e: BaseException) -> None:
+    """Send the failure to `create` as one line naming the step and the config field."""
+    if isinstance(e, (setup.SetupError, credentials.CredentialsError, console.ConsoleError, hooks.HookError)):
+        message = str(e)
+    elif isinstance(e, ChannelClosed):
+        return
+    elif isinstance(e, OSError):
+        message = f"{_step}: {_describe(e)}"
+    else:
+        message = f"{_step}: internal error: {type(e).__name__}: {_describe(e)}"
+    try:
+        chan.send("error", message, getattr(e, "errno", None) or 0)
+    except OSError:
+        pass

@@ -1,0 +1,193 @@
+"""Stage 0: start the sealed bootstrap, answer its requests, and watch the init come up.
+
+The conversation (see process/init.py for the other side)::
+
+    stage 1 → usermap        parent writes uid_map/gid_map     → ok
+    stage 1 → pid N          init's host pid; stage 1 exits
+    init    → hooks          parent runs prestart, createRuntime → ok
+    init    → ready          parent sets rlimits with prlimit   → ok
+    init    → warn MSG       logged as a warning
+    init    → created        parent persists "created"           → ok
+    any     → error MSG      create fails with MSG and rolls back
+    EOF before "created"     the init died: create fails and rolls back
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import resource
+import select
+import signal
+import sys
+from typing import Any, Callable
+
+from ociish.errors import ConfigError, OciishError
+from ociish.linux import libc as L
+from ociish.linux import proc as P
+from ociish.process.channel import Channel, ChannelClosed
+from ociish.process.exeseal import sealed_interpreter
+
+_BOOT = "import sys;sys.path[:0]=[{path!r}];from ociish.process.init import bootstrap;bootstrap()"
+KILL_WAIT = 10.0
+
+
+class InitProcess:
+    """The container init as stage 0 sees it while `create` runs."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.start_time: int | None = None
+        self.pidfd = -1
+        self.bootstrap_pid = 0
+
+    def kill(self) -> None:
+        """SIGKILL the bootstrap and the init (if they exist) and reap them."""
+        if self.bootstrap_pid:
+            _kill_and_reap(self.bootstrap_pid)
+            self.bootstrap_pid = 0
+        if self.pidfd >= 0:
+            try:
+                L.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+            select.select([self.pidfd], [], [], KILL_WAIT)
+            _reap(self.pid)
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+    def close(self) -> None:
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # not our child (or already reaped): its real parent reaps it
+
+
+def spawn(plan: dict[str, Any], *, inherit_fds: list[int], cgroup_join: Callable[[int], None]) -> tuple[Channel, InitProcess]:
+    """Start stage 1 from the sealed interpreter with ``inherit_fds`` kept open for it.
+
+    The child joins the container's cgroup before exec, so nothing it or its children
+    do escapes the limits.
+    """
+    chan, child_fd = Channel.pair()
+    exe_fd = sealed_interpreter()
+    plan_fd = _plan_memfd(plan)
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    argv = [sys.executable, "-I", "-S", "-B", "-c", _BOOT.format(path=package_root), str(child_fd), str(plan_fd)]
+    L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+    init = InitProcess()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            cgroup_join(os.getpid())
+            for fd in [child_fd, plan_fd, *inherit_fds]:
+                os.set_inheritable(fd, True)
+            os.execve(exe_fd, argv, {})
+        except BaseException as e:  # noqa: BLE001
+            message = getattr(e, "message", None) or f"cannot start the container init: {e}"
+            try:
+                os.write(child_fd, marshal.dumps(("error", message, 0)))
+            finally:
+                os._exit(127)
+    init.bootstrap_pid = pid
+    os.close(child_fd)
+    os.close(plan_fd)
+    os.close(exe_fd)
+    return chan, init
+
+
+def _plan_memfd(plan: dict[str, Any]) -> int:
+    fd = os.memfd_create("ociish-plan", os.MFD_CLOEXEC)
+    os.write(fd, marshal.dumps(plan))
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+class Conversation:
+    """Answers the init's requests; callbacks do the work that needs stage 0's context."""
+
+    def __init__(self, chan: Channel, init: InitProcess, *, write_usermap: Callable[[int], None],
+                 on_pid: Callable[[InitProcess], None], run_runtime_hooks: Callable[[InitProcess], None],
+                 rlimits: list[tuple[int, int, int, str]], warn: Callable[[str], None],
+                 on_created: Callable[[InitProcess], None]) -> None:
+        self.chan = chan
+        self.init = init
+        self.write_usermap = write_usermap
+        self.on_pid = on_pid
+        self.run_runtime_hooks = run_runtime_hooks
+        self.rlimits = rlimits
+        self.warn = warn
+        self.on_created = on_created
+        self.hooks_started = False
+
+    def run(self) -> None:
+        """Serve messages until "created"; raise OciishError on any failure of the init."""
+        while True:
+            try:
+                message = self.chan.recv()
+            except (ChannelClosed, ConnectionResetError):
+                raise OciishError(self._death_reason()) from None
+            kind = message[0]
+            if kind == "error":
+                raise OciishError(message[1])
+            if kind == "usermap":
+                self.write_usermap(self.init.bootstrap_pid)
+                self.chan.send("ok")
+            elif kind == "pid":
+                self._got_pid(message[1])
+            elif kind == "hooks":
+                self.hooks_started = True
+                self.run_runtime_hooks(self.init)
+                self.chan.send("ok")
+            elif kind == "ready":
+                self._set_rlimits()
+                self.chan.send("ok")
+            elif kind == "warn":
+                self.warn(message[1])
+            elif kind == "created":
+                self.on_created(self.init)
+                self.chan.send("ok")
+                return
+
+    def _got_pid(self, pid: int) -> None:
+        init = self.init
+        init.pid = pid
+        init.pidfd = os.pidfd_open(pid)
+        init.start_time = P.start_time(pid)
+        _, status = os.waitpid(init.bootstrap_pid, 0)
+        init.bootstrap_pid = 0
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise OciishError("container bootstrap failed")
+        self.on_pid(init)
+
+    def _set_rlimits(self) -> None:
+        """From outside the container: the init may be in a user namespace (DESIGN §1.3)."""
+        for index, (number, soft, hard, kind) in enumerate(self.rlimits):
+            try:
+                resource.prlimit(self.init.pid, number, (soft, hard))
+            except (OSError, ValueError) as e:
+                reason = e.strerror if isinstance(e, OSError) else str(e)
+                current = resource.prlimit(self.init.pid, number)[1]
+                hint = ""
+                if isinstance(e, PermissionError) or (current != resource.RLIM_INFINITY and hard > current):
+                    hint = f" (raising the hard limit above {current} needs CAP_SYS_RESOURCE)"
+                raise ConfigError(f"config.json: process.rlimits[{index}]: cannot set {kind} to "
+                                  f"soft={soft} hard={hard}: {reason}{hint}") from None
+
+    def _death_reason(self) -> str:
+        pid = self.init.bootstrap_pid or self.init.pid
+        return f"container init (pid {pid}) exited during setup"

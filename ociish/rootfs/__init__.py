@@ -1,0 +1,1 @@
+"""Everything that builds the container's filesystem view: mounts, /dev, the pivot."""

@@ -1,0 +1,307 @@
+"""Build the container's filesystem inside its mount namespace (runs in the container init).
+
+Order (see docs/design.md): make the host's mounts invisible to propagation, bind the
+rootfs onto itself, do config.json's mounts in order, create /dev, mask and lock paths,
+then pivot_root.  Every destination is resolved inside the rootfs (safepath) and every
+mount(2) targets ``/proc/self/fd/N`` of that resolved fd, never a re-resolved path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Any
+
+from ociish import safepath
+from ociish.linux import libc as L
+
+_LOCKED_FLAGS = L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC | L.MS_NOATIME | L.MS_NODIRATIME | L.MS_RELATIME
+_ST_TO_MS = {  # statvfs f_flag bits → the mount flags they report
+    os.ST_RDONLY: L.MS_RDONLY, os.ST_NOSUID: L.MS_NOSUID, os.ST_NODEV: L.MS_NODEV, os.ST_NOEXEC: L.MS_NOEXEC,
+    os.ST_NOATIME: L.MS_NOATIME, os.ST_NODIRATIME: L.MS_NODIRATIME, os.ST_RELATIME: L.MS_RELATIME,
+}
+
+
+class SetupError(Exception):
+    """A setup step failed; the message names the config.json field."""
+
+
+def prepare_root(rootfs: str, root_propagation: int) -> int:
+    """Isolate the mount tree and return an O_PATH fd of the rootfs bind mount."""
+    L.mount(None, "/", None, root_propagation | L.MS_REC)
+    L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC)
+    _make_parent_private(rootfs)
+    return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _make_parent_private(rootfs: str) -> None:
+    """pivot_root refuses a shared parent mount (rootfsPropagation "shared" leaves one)."""
+    best = "/"
+    parent = os.path.dirname(rootfs.rstrip("/")) or "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if (parent == point or parent.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+                best = point
+    L.mount(None, best, None, L.MS_PRIVATE)
+
+
+def do_mount(root_fd: int, m: dict[str, Any], where: str) -> None:
+    """One config.json mount, by fd, with its options applied in mount(2)'s order."""
+    dest = m["destination"]
+    if m["bind"]:
+        src_fd = os.open(m["source"], os.O_PATH | os.O_CLOEXEC)
+        try:
+            target = safepath.mkdir_all(root_fd, dest) if safepath.is_dir(src_fd) else safepath.ensure_file(root_fd, dest)
+            try:
+                flags = L.MS_BIND | (L.MS_REC if m["rec"] else 0)
+                L.mount(safepath.fd_path(src_fd), safepath.fd_path(target), None, flags)
+            finally:
+                os.close(target)
+        finally:
+            os.close(src_fd)
+        if m["flags"] & ~L.MS_REMOUNT or m["clear"]:
+            _remount_bind(root_fd, dest, m["flags"])
+    else:
+        target = _mount_target(root_fd, m, where)
+        try:
+            if m["type"] == "cgroup":
+                _mount_cgroup(root_fd, m, target, where)
+            else:
+                L.mount(m["source"], safepath.fd_path(target), m["type"], m["flags"], m["data"] or None)
+        finally:
+            os.close(target)
+    _set_propagation_and_attrs(root_fd, dest, m)
+
+
+def _mount_target(root_fd: int, m: dict[str, Any], where: str) -> int:
+    dest = m["destination"]
+    if m["type"] in ("proc", "sysfs"):
+        # CVE-2019-16884 class: procfs/sysfs only on a real directory, never through a symlink
+        try:
+            fd = safepath.open_in_root(root_fd, dest, os.O_PATH | os.O_DIRECTORY, follow=False)
+        except FileNotFoundError:
+            return safepath.mkdir_all(root_fd, dest)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise SetupError(f"{where}.destination: {dest} in the rootfs is not a plain directory (symlink?)") from None
+            raise
+        return fd
+    return safepath.mkdir_all(root_fd, dest)
+
+
+def _remount_bind(root_fd: int, dest: str, flags: int) -> None:
+    """Apply per-mount flags to a bind mount: MS_REMOUNT|MS_BIND on the new mount itself."""
+    target = safepath.open_in_root(root_fd, dest)
+    try:
+        path = safepath.fd_path(target)
+        try:
+            L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags)
+        except PermissionError:
+            # flags locked by the source mount (e.g. nodev in a user namespace) must be kept
+            locked = sum(ms for st, ms in _ST_TO_MS.items() if os.statvfs(path).f_flag & st) & _LOCKED_FLAGS
+            L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags | locked)
+    finally:
+        os.close(target)
+
+
+def _set_propagation_and_attrs(root_fd: int, dest: str, m: dict[str, Any]) -> None:
+    if not m["propagation"] and not (m["attr_set"] or m["attr_clr"]):
+        return
+    target = safepath.open_in_root(root_fd, dest)
+    try:
+        for flags in m["propagation"]:
+            L.mount(None, safepath.fd_path(target), None, flags)
+        if m["attr_set"] or m["attr_clr"]:
+            L.mount_setattr(target, m["attr_set"], m["attr_clr"], recursive=True)
+    finally:
+        os.close(target)
+
+
+def _mount_cgroup(root_fd: int, m: dict[str, Any], target: int, where: str) -> None:
+    """A `cgroup` mount shows the container's own cgroups, read-only unless asked otherwise.
+
+    With a cgroup namespace the kernel roots each hierarchy at the container's cgroup, so
+    real cgroup filesystems are mounted; without one, the container's directories are
+    bind-mounted (runc does the same) so the host's tree stays hidden.
+    """
+    flags = m["flags"]
+    hierarchies = m["cgroup"]  # [(name, fs options or None for cgroup2, host dir of the container's cgroup)]
+    if len(hierarchies) == 1 and hierarchies[0][0] == "":
+        _, _, host_dir = hierarchies[0]
+        if m["cgroupns"]:
+            L.mount("cgroup2", safepath.fd_path(target), "cgroup2", flags)
+        else:
+            L.mount(host_dir, safepath.fd_path(target), None, L.MS_BIND | L.MS_REC)
+            L.mount(None, safepath.fd_path(target), None, L.MS_REMOUNT | L.MS_BIND | flags)
+        return
+    L.mount("tmpfs", safepath.fd_path(target), "tmpfs", (flags & ~L.MS_RDONLY) | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=755")
+    dest = m["destination"]
+    top = safepath.open_in_root(root_fd, dest, os.O_PATH | os.O_DIRECTORY)  # the new tmpfs, not what it covers
+    try:
+        for name, fs_options, host_dir in hierarchies:
+            sub = safepath.mkdir_all(root_fd, f"{dest}/{name or 'unified'}")
+            try:
+                if m["cgroupns"]:
+                    fstype = "cgroup2" if fs_options is None else "cgroup"
+                    L.mount("cgroup", safepath.fd_path(sub), fstype, flags, fs_options)
+                else:
+                    L.mount(host_dir, safepath.fd_path(sub), None, L.MS_BIND | L.MS_REC)
+                    L.mount(None, safepath.fd_path(sub), None, L.MS_REMOUNT | L.MS_BIND | flags)
+            finally:
+                os.close(sub)
+            # co-mounted controllers ("cpu,cpuacct") are also reachable under each single name
+            if "," in name:
+                for alias in name.split(","):
+                    try:
+                        os.symlink(name, alias, dir_fd=top)
+                    except FileExistsError:
+                        pass
+        if flags & L.MS_RDONLY:
+            L.mount(None, safepath.fd_path(top), None, L.MS_REMOUNT | flags | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+    finally:
+        os.close(top)
+
+
+def create_devices(root_fd: int, devices: list[dict[str, Any]], bind_from_host: bool) -> None:
+    """mknod each device inside the root (bind the host's node instead inside a user namespace)."""
+    for dev in devices:
+        path = safepath.clean(dev["path"])
+        parent_path, name = path.rsplit("/", 1)
+        parent = safepath.mkdir_all(root_fd, parent_path or "/")
+        try:
+            try:
+                os.unlink(name, dir_fd=parent)
+            except FileNotFoundError:
+                pass
+            except IsADirectoryError:
+                raise SetupError(f"{dev['where']}.path: {path} is a directory in the rootfs") from None
+            if bind_from_host:
+                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+                try:
+                    L.mount(dev["host_path"], safepath.fd_path(node), None, L.MS_BIND)
+                finally:
+                    os.close(node)
+            else:
+                kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev["type"]]
+                os.mknod(name, kind | dev["mode"], os.makedev(dev["major"], dev["minor"]), dir_fd=parent)
+                os.chmod(name, dev["mode"], dir_fd=parent, follow_symlinks=False)
+                os.chown(name, dev["uid"], dev["gid"], dir_fd=parent, follow_symlinks=False)
+        finally:
+            os.close(parent)
+
+
+def create_dev_symlinks(root_fd: int, links: list[tuple[str, str]]) -> None:
+    """The /dev symlinks of runtime-linux.md (/dev/fd, std streams, ptmx), unless present."""
+    dev = safepath.mkdir_all(root_fd, "/dev")
+    try:
+        for name, target in links:
+            try:
+                os.symlink(target, name, dir_fd=dev)
+            except FileExistsError:
+                pass
+    finally:
+        os.close(dev)
+
+
+def verified_dev_null(root_fd: int) -> int:
+    """O_PATH fd of the container's /dev/null, checked to really be char device 1:3."""
+    fd = safepath.open_in_root(root_fd, "/dev/null", follow=False)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise SetupError("linux.maskedPaths: /dev/null in the container is not the null device")
+    return fd
+
+
+def _open_listed_path(root_fd: int, path: str, where: str) -> int:
+    """O_PATH fd of a masked/readonly path, -1 when absent; a symlink there is refused."""
+    try:
+        fd = safepath.open_in_root(root_fd, path, follow=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return -1
+    if stat.S_ISLNK(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SetupError(f"{where}: {path} is a symlink in the rootfs")
+    return fd
+
+
+def mask_paths(root_fd: int, paths: list[str]) -> None:
+    """maskedPaths: files get the (verified) null device, directories an empty read-only tmpfs."""
+    null_fd = -1
+    try:
+        for index, path in enumerate(paths):
+            target = _open_listed_path(root_fd, path, f"linux.maskedPaths[{index}]")
+            if target < 0:
+                continue
+            try:
+                if safepath.is_dir(target):
+                    L.mount("tmpfs", safepath.fd_path(target), "tmpfs", L.MS_RDONLY, "nr_blocks=1,nr_inodes=1")
+                else:
+                    if null_fd < 0:
+                        null_fd = verified_dev_null(root_fd)
+                    L.mount(safepath.fd_path(null_fd), safepath.fd_path(target), None, L.MS_BIND)
+            finally:
+                os.close(target)
+    finally:
+        if null_fd >= 0:
+            os.close(null_fd)
+
+
+def readonly_paths(root_fd: int, paths: list[str]) -> None:
+    """readonlyPaths: bind each path onto itself, then remount it read-only (keeping its flags)."""
+    for index, path in enumerate(paths):
+        target = _open_listed_path(root_fd, path, f"linux.readonlyPaths[{index}]")
+        if target < 0:
+            continue
+        try:
+            L.mount(safepath.fd_path(target), safepath.fd_path(target), None, L.MS_BIND | L.MS_REC)
+        finally:
+            os.close(target)
+        _remount_bind(root_fd, path, L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+
+
+def pivot(root_fd: int) -> None:
+    """pivot_root into the rootfs and detach the old root (the host) from the namespace."""
+    os.fchdir(root_fd)
+    L.pivot_root(".", ".")
+    # the old root is now stacked on "."; make sure the detach does not propagate to the host
+    L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+    L.umount2(".", L.MNT_DETACH)
+    os.chdir("/")
+
+
+def move_root(rootfs: str) -> None:
+    """--no-pivot: move the rootfs mount over / and chroot into it."""
+    os.chdir(rootfs)
+    L.mount(rootfs, "/", None, L.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def remount_root_readonly() -> None:
+    try:
+        L.mount(None, "/", None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY)
+    except PermissionError:
+        locked = sum(ms for st, ms in _ST_TO_MS.items() if os.statvfs("/").f_flag & st) & _LOCKED_FLAGS
+        L.mount(None, "/", None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY | locked)
+
+
+def write_sysctls(procfs_fd: int, sysctl: dict[str, str]) -> None:
+    """Write each key through the private procfs handle (never the container's /proc)."""
+    for key, value in sysctl.items():
+        rel = "sys/" + key.replace(".", "/")
+        try:
+            fd = L.openat2(procfs_fd, rel, os.O_WRONLY, L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS | L.RESOLVE_NO_XDEV)
+        except OSError as e:
+            raise SetupError(f"linux.sysctl[{key!r}]: {e.strerror}") from None
+        try:
+            if L.fstatfs_type(fd) != L.PROC_SUPER_MAGIC:
+                raise SetupError(f"linux.sysctl[{key!r}]: not a procfs file")
+            os.write(fd, value.encode())
+        except OSError as e:
+            raise SetupError(f"linux.sysctl[{key!r}]: cannot write {value!r}: {e.strerror}") from None
+        finally:
+            os.close(fd)
