@@ -1,0 +1,250 @@
+"""The `ociish` command line, compatible with runc's (what podman/conmon and containerd call).
+
+Global flags come before the subcommand, in `--flag value` or `--flag=value` form.  Each
+subcommand imports only what it needs.  User mistakes exit 1 with one clear line; a
+traceback is shown only for internal errors under --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Callable, NoReturn
+
+from ociish import OCI_VERSION, __version__
+from ociish.errors import OciishError
+
+DEFAULT_ROOT = "/run/ociish"
+NOT_YET = ("exec", "pause", "resume", "update", "ps", "events", "checkpoint", "restore", "features")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise OciishError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ociish", description="An OCI runtime-spec container runtime.")
+    p.add_argument("--version", "-v", action="store_true", help="print the version")
+    p.add_argument("--root", default=None, help=f"state root (default {DEFAULT_ROOT})")
+    p.add_argument("--log", default=None, help="log file (JSON lines with --log-format json)")
+    p.add_argument("--log-format", default="text", choices=("text", "json"))
+    p.add_argument("--debug", action="store_true", help="debug logging; tracebacks for internal errors")
+    p.add_argument("--systemd-cgroup", action="store_true", help="cgroupsPath is slice:prefix:name")
+    p.add_argument("--rootless", default="auto", help="accepted for runc compatibility")
+    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    c = sub.add_parser("create", help="create a container (its process waits for start)")
+    _creation_flags(c)
+    c.add_argument("id", nargs="?", default=None)
+    c.add_argument("bundle_pos", nargs="?", default=None, metavar="BUNDLE")
+
+    r = sub.add_parser("run", help="create and start a container, wait for it, delete it")
+    _creation_flags(r)
+    r.add_argument("--detach", "-d", action="store_true")
+    r.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
+    r.add_argument("--no-subreaper", action="store_true", help="accepted for runc compatibility")
+    r.add_argument("id", nargs="?", default=None)
+    r.add_argument("bundle_pos", nargs="?", default=None, metavar="BUNDLE")
+
+    s = sub.add_parser("start", help="run the process of a created container")
+    s.add_argument("id")
+    s = sub.add_parser("state", help="print the state of a container as JSON")
+    s.add_argument("id")
+    k = sub.add_parser("kill", help="send a signal to the container's init (default SIGTERM)")
+    k.add_argument("--all", "-a", action="store_true", help="signal every process in the container")
+    k.add_argument("id")
+    k.add_argument("signal", nargs="?", default="SIGTERM")
+    d = sub.add_parser("delete", help="delete a stopped container (any with --force)")
+    d.add_argument("--force", "-f", action="store_true")
+    d.add_argument("id")
+    ls = sub.add_parser("list", help="list containers")
+    ls.add_argument("--format", "-f", default="table", choices=("table", "json"))
+    ls.add_argument("--quiet", "-q", action="store_true")
+    sp = sub.add_parser("spec", help="write a default config.json")
+    sp.add_argument("--bundle", "-b", default=".")
+    sp.add_argument("--rootless", action="store_true")
+    v = sub.add_parser("validate", help="validate a bundle's config.json; print every error")
+    v.add_argument("--bundle", "-b", default=".")
+    for name in NOT_YET:
+        n = sub.add_parser(name, help="(not supported yet)")
+        n.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+def _creation_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", "-b", default=None)
+    p.add_argument("--pid-file", default=None)
+    p.add_argument("--console-socket", default=None)
+    p.add_argument("--no-pivot", action="store_true")
+    p.add_argument("--no-new-keyring", action="store_true")
+    p.add_argument("--preserve-fds", type=int, default=0)
+    p.add_argument("--pidfd-socket", default=None, help=argparse.SUPPRESS)
+
+
+def resolve_bundle(args: argparse.Namespace) -> tuple[str, str]:
+    """(id, bundle) from the forms users type.
+
+    ``create ID`` (bundle = cwd or --bundle), ``create ID BUNDLE``, and ``create mybundle``
+    where the cwd has no config.json but ./mybundle/config.json exists: that is the
+    bundle and its name the ID.
+    """
+    if args.id is None:
+        raise OciishError(f"{args.command}: a container id is required")
+    if args.bundle_pos is not None:
+        if args.bundle is not None:
+            raise OciishError(f"{args.command}: give the bundle either as --bundle or as an argument, not both")
+        return args.id, args.bundle_pos
+    if args.bundle is not None:
+        return args.id, args.bundle
+    if not os.path.exists("config.json") and os.path.isfile(os.path.join(args.id, "config.json")):
+        return os.path.basename(os.path.normpath(args.id)), args.id
+    return args.id, "."
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from ociish.state.store import StateStore
+
+    return StateStore(args.root or DEFAULT_ROOT)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from ociish.create import create
+
+    container_id, bundle = resolve_bundle(args)
+    create(_store(args), container_id, bundle, pid_file=args.pid_file, console_socket=args.console_socket,
+           no_pivot=args.no_pivot, preserve_fds=args.preserve_fds, systemd_cgroup=args.systemd_cgroup)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ociish.run import run
+
+    container_id, bundle = resolve_bundle(args)
+    return run(_store(args), container_id, bundle, detach=args.detach, keep=args.keep, pid_file=args.pid_file,
+               console_socket=args.console_socket, no_pivot=args.no_pivot, preserve_fds=args.preserve_fds,
+               systemd_cgroup=args.systemd_cgroup)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from ociish.container import start
+
+    start(_store(args), args.id)
+    return 0
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    import orjson
+
+    from ociish.container import Container
+
+    state = Container.load(_store(args), args.id).state()
+    sys.stdout.write(orjson.dumps(state, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    from ociish.container import Container
+    from ociish.linux.signals import parse_signal
+
+    try:
+        signum = parse_signal(args.signal)
+    except ValueError as e:
+        raise OciishError(f"kill: {e}") from None
+    Container.load(_store(args), args.id).kill(signum, all_processes=args.all)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from ociish.container import delete
+    from ociish.state.store import check_id
+
+    delete(_store(args), check_id(args.id), args.force)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ociish.container import Container
+
+    store = _store(args)
+    states = []
+    for container_id in store.ids():
+        try:
+            states.append(Container.load(store, container_id).state())
+        except OciishError:
+            continue  # vanished or half-written while we listed
+    if args.quiet:
+        sys.stdout.write("".join(s["id"] + "\n" for s in states))
+    elif args.format == "json":
+        import orjson
+
+        sys.stdout.write((orjson.dumps(states).decode() if states else "null") + "\n")
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            sys.stdout.write("   ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+    return 0
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    from ociish.spec.defaults import write_default_config
+
+    write_default_config(args.bundle, rootless=args.rootless)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ociish.create import load_config
+
+    load_config(os.path.abspath(args.bundle))
+    sys.stdout.write(f"{os.path.join(args.bundle, 'config.json')}: valid\n")
+    return 0
+
+
+def cmd_not_yet(args: argparse.Namespace) -> int:
+    raise OciishError(f"{args.command}: not supported yet")
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state, "kill": cmd_kill,
+    "delete": cmd_delete, "list": cmd_list, "spec": cmd_spec, "validate": cmd_validate,
+    **{name: cmd_not_yet for name in NOT_YET},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ociish import log
+
+    debug = False
+    try:
+        args = _parser().parse_args(argv)
+        debug = args.debug
+        log.configure(args.log, args.log_format, args.debug)
+        if args.version:
+            sys.stdout.write(f"ociish version {__version__}\nspec: {OCI_VERSION}\n")
+            return 0
+        if not args.command:
+            raise OciishError("a command is required (see ociish --help)")
+        return COMMANDS[args.command](args)
+    except OciishError as e:
+        log.error(e.message)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as e:  # noqa: BLE001 - an internal bug: one line, traceback only under --debug
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        log.error(f"internal error: {type(e).__name__}: {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

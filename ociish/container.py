@@ -1,0 +1,244 @@
+"""A container as later commands see it: its record, its derived status, and the
+operations start, kill and delete.
+
+Status is never trusted from the file alone (runtime.md "State"): it is derived from the
+live init process, identified by pid *and* start time so a reused pid is not mistaken
+for it, from the freezer, and from exec.fifo (present until `start`).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from typing import Any
+
+from ociish.errors import ContainerNotFound, OciishError, WrongState
+from ociish.linux import libc as L
+from ociish.linux import proc as P
+from ociish.state.store import FIFO_NAME, StateStore
+
+STOP_TIMEOUT = 10.0
+
+
+class Container:
+    def __init__(self, store: StateStore, record: dict[str, Any]) -> None:
+        self.store = store
+        self.record = record
+        self.id: str = record["id"]
+
+    @classmethod
+    def load(cls, store: StateStore, container_id: str) -> "Container":
+        return cls(store, store.load(container_id))
+
+    @property
+    def pid(self) -> int:
+        return int(self.record.get("pid") or 0)
+
+    def init_alive(self) -> bool:
+        return P.is_alive(self.pid, self.record.get("init_start"))
+
+    def cgroup(self) -> Any:
+        cgroup_record = self.record.get("cgroup")
+        if not cgroup_record:
+            return None
+        from ociish.cgroups import CgroupManager
+
+        return CgroupManager.from_record(cgroup_record)
+
+    def status(self) -> str:
+        record = self.record
+        if record.get("status") == "creating":
+            creator = record.get("creator") or {}
+            if P.is_alive(creator.get("pid", 0), creator.get("start")):
+                return "creating"
+            # the creator died mid-create: re-read once, it may have just finished
+            record = self.record = self.store.load(self.id)
+            if record.get("status") == "creating":
+                return "stopped"
+        if not self.init_alive():
+            return "stopped"
+        cgroup = self.cgroup()
+        if cgroup is not None and cgroup.is_frozen():
+            return "paused"
+        if os.path.exists(self.store.path(self.id, FIFO_NAME)):
+            return "created"
+        return "running"
+
+    def state(self) -> dict[str, Any]:
+        """The spec's state plus runc's rootfs, created and owner."""
+        status = self.status()
+        r = self.record
+        return {
+            "ociVersion": r["ociVersion"],
+            "id": self.id,
+            "status": status,
+            "pid": self.pid if status not in ("stopped", "creating") else 0,
+            "bundle": r["bundle"],
+            "rootfs": r.get("rootfs", ""),
+            "created": r.get("created") or "",
+            "owner": r.get("owner", ""),
+            "annotations": r.get("annotations") or {},
+        }
+
+    def signal_init(self, signum: int) -> None:
+        """Signal the init through a pidfd opened, then checked, for the recorded process."""
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            raise WrongState(f"container {self.id!r} is not running") from None
+        try:
+            if not self.init_alive():
+                raise WrongState(f"container {self.id!r} is not running")
+            L.pidfd_send_signal(pidfd, signum)
+        finally:
+            os.close(pidfd)
+
+    def kill(self, signum: int, all_processes: bool = False) -> None:
+        status = self.status()
+        if status not in ("created", "running", "paused"):
+            if all_processes and status == "stopped":
+                return  # runc: `kill --all` of a stopped container is not an error
+            raise WrongState(f"container {self.id!r} is not running (status {status})")
+        cgroup = self.cgroup()
+        if all_processes and cgroup is not None:
+            cgroup.kill_all(signum)
+        else:
+            self.signal_init(signum)
+            if signum == signal.SIGKILL and status == "paused" and cgroup is not None:
+                cgroup.thaw()  # a frozen process cannot die (v1)
+
+    def wait_stopped(self, timeout: float = STOP_TIMEOUT) -> bool:
+        """Wait for the init to exit (it need not be our child: pidfd, not waitpid)."""
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except (ProcessLookupError, ValueError):
+            return True
+        try:
+            deadline = time.monotonic() + timeout
+            while self.init_alive():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                select.select([pidfd], [], [], min(remaining, 0.1))
+            return True
+        finally:
+            os.close(pidfd)
+
+    def destroy(self, status: str) -> None:
+        """Kill whatever is left, remove the cgroups and the state; run poststop hooks."""
+        cgroup = self.cgroup()
+        if status == "creating":
+            creator = self.record.get("creator") or {}
+            if P.is_alive(creator.get("pid", 0), creator.get("start")):
+                os.kill(creator["pid"], signal.SIGKILL)
+        if status != "stopped" or (cgroup is not None and cgroup.pids()):
+            if cgroup is not None and not self.record.get("pid_namespace_new", False):
+                cgroup.kill_all(signal.SIGKILL)
+            elif self.pid and self.init_alive():
+                self.signal_init(signal.SIGKILL)
+            if cgroup is not None and cgroup.is_frozen():
+                cgroup.thaw()
+            if not self.wait_stopped():
+                raise OciishError(f"container {self.id!r}: init did not exit after SIGKILL")
+        if cgroup is not None:
+            cgroup.destroy()
+        poststop = (self.record.get("hooks") or {}).get("poststop") or []
+        if poststop:
+            run_hooks_warning_only("poststop", poststop, self.hook_state("stopped"))
+        self.store.remove(self.id)
+
+    def hook_state(self, status: str) -> bytes:
+        import orjson
+
+        state = self.state()
+        state["status"] = status
+        if status == "stopped":
+            state["pid"] = 0
+        return orjson.dumps({k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations")})
+
+
+def run_hooks_warning_only(kind: str, hooks: list[dict[str, Any]], state_json: bytes) -> None:
+    """poststart/poststop failures are warnings (config.md), and the rest still run."""
+    from ociish import log
+    from ociish.hooks import HookError, run_hook
+
+    for index, hook in enumerate(hooks):
+        try:
+            run_hook(f"hooks.{kind}[{index}]", hook, state_json, None)
+        except HookError as e:
+            log.warning(e.message)
+
+
+def start(store: StateStore, container_id: str) -> None:
+    """Release a created container's init (runtime.md "start")."""
+    with store.lock(container_id):
+        container = Container.load(store, container_id)
+        status = container.status()
+        if status != "created":
+            raise WrongState(f"cannot start container {container_id!r}: it is {status}, not created")
+        fifo_path = store.path(container_id, FIFO_NAME)
+        try:
+            fifo = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise WrongState(f"cannot start container {container_id!r}: it was already started") from None
+        try:
+            pidfd = os.pidfd_open(container.pid)
+        except ProcessLookupError:
+            os.close(fifo)
+            raise WrongState(f"cannot start container {container_id!r}: its init has exited") from None
+        try:
+            _release(fifo, pidfd, container)
+        finally:
+            os.close(fifo)
+            os.close(pidfd)
+        os.unlink(fifo_path)
+        poststart = (container.record.get("hooks") or {}).get("poststart") or []
+        if poststart:
+            run_hooks_warning_only("poststart", poststart, container.hook_state("running"))
+
+
+def _release(fifo: int, pidfd: int, container: Container) -> None:
+    """Read the init's byte from exec.fifo; fail if the init dies instead."""
+    poller = select.poll()
+    poller.register(fifo, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    while True:
+        for fd, _ in poller.poll():
+            if fd == fifo:
+                try:
+                    if os.read(fifo, 1):
+                        return
+                except BlockingIOError:
+                    continue
+            else:
+                raise WrongState(f"cannot start container {container.id!r}: its init exited")
+
+
+def delete(store: StateStore, container_id: str, force: bool) -> None:
+    """Remove a stopped container (any container with --force) and everything it left."""
+    if not store.exists(container_id):
+        if force:
+            return  # runc compatibility: clients call `delete --force` on gone containers
+        raise ContainerNotFound(container_id)
+    with store.lock(container_id):
+        try:
+            container = Container.load(store, container_id)
+        except ContainerNotFound:
+            # a create killed between mkdir and its first write left only the directory
+            store.remove(container_id)
+            store.remove_lock(container_id)
+            return
+        except OciishError:
+            if not force:
+                raise
+            store.remove(container_id)  # unreadable state: --force removes what it can
+            store.remove_lock(container_id)
+            return
+        status = container.status()
+        if status != "stopped" and not force:
+            raise WrongState(f"cannot delete container {container_id!r}: it is {status}, not stopped "
+                             "(use --force to kill it)")
+        container.destroy(status)
+        store.remove_lock(container_id)

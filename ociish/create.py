@@ -1,0 +1,251 @@
+"""`create`: validate the bundle, record the container, set up its init, leave it waiting.
+
+Crash safety: the state directory and a "creating" record (with the cgroup plan) are
+written before any resource exists, and the init's pid is recorded as soon as it is
+known, so whatever point a create dies at, `delete --force` finds enough to clean up.
+On any failure here, everything done so far is undone before the error is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+import time
+from typing import Any
+
+import orjson
+
+from ociish import OCI_VERSION, log
+from ociish.errors import ConfigError, OciishError
+from ociish.linux import proc as P
+from ociish.process import plan as planner
+from ociish.process.parent import Conversation, InitProcess, spawn
+from ociish.state.store import FIFO_NAME, StateStore, check_id
+
+
+def load_config(bundle: str) -> tuple[dict[str, Any], bytes]:
+    """config.json of ``bundle``, parsed and validated; ConfigError lists every problem."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (is {bundle} an OCI bundle?)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    try:
+        config = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise ConfigError(f"config.json: not valid JSON: {e}") from None
+    from ociish.spec.validate import validate_config
+
+    problems = validate_config(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config, raw
+
+
+def rfc3339_now() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+
+
+def _connect_console(path: str) -> int:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise OciishError(f"--console-socket {path}: cannot connect: {e.strerror}") from None
+    return sock.detach()
+
+
+def _above(fd: int, minimum: int) -> int:
+    """Move a runtime fd out of the range of fds preserved for the container."""
+    if fd >= minimum:
+        return fd
+    import fcntl
+
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, minimum)
+    os.close(fd)
+    return moved
+
+
+def _cgroup_mounts(dirs: dict[str, str]) -> list[tuple[str, str | None, str]]:
+    """(name under /sys/fs/cgroup, cgroup fs options or None for cgroup2, host dir) per hierarchy.
+
+    Co-mounted controllers share one hierarchy, named after its mount point as on the host.
+    """
+    by_dir: dict[str, list[str]] = {}
+    for controller, directory in dirs.items():
+        by_dir.setdefault(directory, []).append(controller)
+    result = []
+    for directory, controllers in by_dir.items():
+        if controllers == [""]:
+            result.append(("", None, directory))
+            continue
+        options = ",".join(sorted(controllers))
+        if options.startswith("name="):
+            options = "none," + options
+        result.append((",".join(sorted(c.removeprefix("name=") for c in controllers)), options, directory))
+    return result
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Decimal pid, no newline (what conmon and the shim read), replaced atomically."""
+    path = os.path.abspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)
+
+
+def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str | None = None,
+           console_socket: str | None = None, no_pivot: bool = False, preserve_fds: int = 0,
+           systemd_cgroup: bool = False) -> int:
+    """Create the container; returns the init's pid."""
+    check_id(container_id)
+    bundle = os.path.realpath(bundle)
+    config, raw = load_config(bundle)
+    rootfs = planner.rootfs_path(config, bundle)
+    from ociish.cgroups import CgroupManager
+
+    linux = config.get("linux") or {}
+    cgroup = CgroupManager.for_container(container_id, linux.get("cgroupsPath") or None, systemd=systemd_cgroup)
+    rlimits = planner.rlimits(config.get("process") or {})
+    with store.lock(container_id):
+        if store.exists(container_id):
+            raise OciishError(f"container {container_id!r} already exists")
+        fds: dict[str, int] = {}
+        plan = planner.build_plan(
+            config, container_id=container_id, bundle=bundle, rootfs=rootfs,
+            options={"console": console_socket is not None, "no_pivot": no_pivot, "preserve_fds": preserve_fds, "fds": fds},
+            cgroup_mounts=_cgroup_mounts(cgroup.dirs),
+        )
+        for warning in plan.pop("warnings"):
+            log.warning(warning)
+        hooks = config.get("hooks") or {}
+        record: dict[str, Any] = {
+            "ociVersion": OCI_VERSION,
+            "id": container_id,
+            "status": "creating",
+            "pid": 0,
+            "bundle": bundle,
+            "rootfs": rootfs,
+            "created": "",
+            "owner": pwd.getpwuid(os.geteuid()).pw_name,
+            "annotations": config.get("annotations") or {},
+            "creator": {"pid": os.getpid(), "start": P.start_time(os.getpid())},
+            "init_start": None,
+            "pid_namespace_new": planner.NAMESPACE_FLAGS["pid"] & plan["unshare_flags"] != 0,
+            "cgroup": cgroup.to_record(),
+            "hooks": {kind: hooks.get(kind) or [] for kind in ("poststart", "poststop")},
+        }
+        store.make_dir(container_id)
+        store.write(container_id, record)
+        creation = _Creation(store, record, cgroup, config, plan, rlimits)
+        try:
+            store.write_file(container_id, "config.json", raw)
+            creation.run(console_socket, preserve_fds)
+        except BaseException:
+            creation.rollback()
+            raise
+    if pid_file:
+        write_pid_file(pid_file, record["pid"])
+    return record["pid"]
+
+
+class _Creation:
+    """One create in progress: what has been set up, so that rollback undoes exactly that."""
+
+    def __init__(self, store: StateStore, record: dict[str, Any], cgroup: Any, config: dict[str, Any],
+                 plan: dict[str, Any], rlimits: list[tuple[int, int, int, str]]) -> None:
+        self.store = store
+        self.record = record
+        self.cgroup = cgroup
+        self.config = config
+        self.plan = plan
+        self.rlimits = rlimits
+        self.init: InitProcess | None = None
+        self.conversation: Conversation | None = None
+        self.id = record["id"]
+
+    def run(self, console_socket: str | None, preserve_fds: int) -> None:
+        floor = 3 + preserve_fds
+        self.cgroup.create()
+        self.cgroup.apply((self.config.get("linux") or {}).get("resources") or {})
+        fifo_path = self.store.path(self.id, FIFO_NAME)
+        os.mkfifo(fifo_path, 0o622)
+        os.chmod(fifo_path, 0o622)
+        fds = self.plan["fds"]
+        fds["fifo"] = _above(os.open(fifo_path, os.O_PATH | os.O_CLOEXEC), floor)
+        inherit = [fds["fifo"], *range(3, floor)]
+        if console_socket:
+            fds["console"] = _above(_connect_console(console_socket), floor)
+            inherit.append(fds["console"])
+        try:
+            chan, self.init = spawn(self.plan, inherit_fds=inherit, cgroup_join=self.cgroup.join)
+        finally:
+            for key in ("fifo", "console"):
+                if key in fds:
+                    os.close(fds[key])
+        try:
+            self.conversation = Conversation(
+                chan, self.init, write_usermap=self._write_usermap, on_pid=self._on_pid,
+                run_runtime_hooks=self._run_runtime_hooks, rlimits=self.rlimits, warn=log.warning,
+                on_created=self._on_created)
+            try:
+                self.conversation.run()
+            except OciishError as e:
+                if self.cgroup.oom_killed():
+                    raise OciishError(f"{e.message}: container init was OOM-killed (memory limit too low?)") from None
+                raise
+        finally:
+            chan.close()
+
+    def _write_usermap(self, pid: int) -> None:
+        linux = self.config.get("linux") or {}
+        for kind in ("uid", "gid"):
+            lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(f"{kind}Mappings") or [])
+            try:
+                with open(f"/proc/{pid}/{kind}_map", "w") as f:
+                    f.write(lines)
+            except OSError as e:
+                raise ConfigError(f"config.json: linux.{kind}Mappings: the kernel refused the mapping: {e.strerror}") from None
+
+    def _on_pid(self, init: InitProcess) -> None:
+        self.record["pid"] = init.pid
+        self.record["init_start"] = init.start_time
+        self.store.write(self.id, self.record)
+
+    def _run_runtime_hooks(self, init: InitProcess) -> None:
+        from ociish.hooks import run_hooks
+
+        hooks = self.config.get("hooks") or {}
+        state = orjson.dumps({"ociVersion": OCI_VERSION, "id": self.id, "status": "creating", "pid": init.pid,
+                              "bundle": self.record["bundle"], "annotations": self.record["annotations"]})
+        for kind in ("prestart", "createRuntime"):
+            run_hooks(kind, hooks.get(kind) or [], state, self.record["bundle"])
+
+    def _on_created(self, init: InitProcess) -> None:
+        self.record["status"] = "created"
+        self.record["created"] = rfc3339_now()
+        self.store.write(self.id, self.record)
+
+    def rollback(self) -> None:
+        """Undo a failed create: processes, cgroups, state; poststop if hooks had begun."""
+        if self.init is not None:
+            self.init.kill()
+        try:
+            self.cgroup.destroy()
+        except Exception as e:  # noqa: BLE001 - report, but finish the cleanup
+            log.warning(f"cleanup after failed create: {e}")
+        if self.conversation is not None and self.conversation.hooks_started:
+            from ociish.container import run_hooks_warning_only
+
+            state = orjson.dumps({"ociVersion": OCI_VERSION, "id": self.id, "status": "stopped", "pid": 0,
+                                  "bundle": self.record["bundle"], "annotations": self.record["annotations"]})
+            run_hooks_warning_only("poststop", (self.config.get("hooks") or {}).get("poststop") or [], state)
+        self.store.remove(self.id)
+        self.store.remove_lock(self.id)

@@ -1,0 +1,76 @@
+"""`run`: create + start, then (unless --detach) wait for the process and delete it.
+
+In the foreground ociish stays the container init's parent (a child subreaper since
+create), forwards the signals it receives to it, and exits with its status: the exit
+code, or 128+N when signal N killed it, as runc does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from ociish.container import Container, delete, start
+from ociish.create import create
+from ociish.errors import OciishError
+from ociish.linux import libc as L
+from ociish.state.store import StateStore
+
+FORWARDED = tuple(s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
+                                                          signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
+
+
+def run(store: StateStore, container_id: str, bundle: str, *, detach: bool, keep: bool, **create_options: Any) -> int:
+    if create_options.get("console_socket") and not detach:
+        raise OciishError("run: --console-socket needs --detach")
+    pid = create(store, container_id, bundle, **create_options)
+    try:
+        pidfd = os.pidfd_open(pid)
+        forwarding = {} if detach else {sig: signal.signal(sig, _forwarder(pidfd)) for sig in FORWARDED}
+        try:
+            start(store, container_id)
+            if detach:
+                return 0
+            return _wait(pid)
+        finally:
+            for sig, previous in forwarding.items():
+                signal.signal(sig, previous)
+            os.close(pidfd)
+    except BaseException:
+        if not detach or not _running(store, container_id):
+            delete(store, container_id, force=True)
+        raise
+    finally:
+        if not detach and not keep:
+            delete(store, container_id, force=True)
+
+
+def _forwarder(pidfd: int) -> Any:
+    def forward(signum: int, _frame: Any) -> None:
+        try:
+            L.pidfd_send_signal(pidfd, signum)
+        except OSError:
+            pass
+
+    return forward
+
+
+def _wait(pid: int) -> int:
+    """The init is our child (subreaper): its status, 128+N for death by signal N."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 0
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+
+
+def _running(store: StateStore, container_id: str) -> bool:
+    try:
+        return Container.load(store, container_id).status() in ("created", "running", "paused")
+    except OciishError:
+        return False
