@@ -174,6 +174,8 @@ class _Creation:
     def run(self, console_socket: str | None, preserve_fds: int) -> None:
         floor = 3 + preserve_fds
         self.cgroup.create()
+        self.record["cgroup"] = self.cgroup.to_record()
+        self.store.write(self.id, self.record)
         self.cgroup.apply((self.config.get("linux") or {}).get("resources") or {})
         fifo_path = self.store.path(self.id, FIFO_NAME)
         os.mkfifo(fifo_path, 0o622)

@@ -1,0 +1,148 @@
+"""Shared fixtures: a busybox rootfs built once, bundles per test, and the real CLI.
+
+Integration tests run real containers as root through `python -m ociish` with a private
+--root per test; every container a test leaves is force-deleted afterwards and the test
+fails if anything (state, cgroup) is left behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD_ROOTFS = REPO / "bundles" / "busybox" / "build-rootfs.sh"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "root: needs root and a real kernel (integration)")
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.geteuid() != 0:
+        pytest.skip("integration tests run real containers and need root")
+    if not Path("/bin/busybox").exists():
+        pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
+    rootfs = tmp_path_factory.mktemp("busybox") / "rootfs"
+    subprocess.run(["sh", str(BUILD_ROOTFS), str(rootfs)], check=True, capture_output=True)
+    return rootfs
+
+
+def default_config() -> dict[str, Any]:
+    from ociish.spec.defaults import default_config as make
+
+    return make()
+
+
+class Runtime:
+    """Runs `ociish --root <private root> ...` as a subprocess, like a client would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.command = [sys.executable, "-m", "ociish", "--root", str(root)]
+
+    def __call__(self, *args: str, check: bool = False, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess:
+        """Output goes through temp files, not pipes: a created container keeps the
+        runtime's stdout/stderr as its own, so a pipe would never reach EOF."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            kwargs.setdefault("stdin", subprocess.DEVNULL)
+            result = subprocess.run([*self.command, *args], timeout=timeout, stdout=out, stderr=err, **kwargs)
+            out.seek(0)
+            err.seek(0)
+            result.stdout = out.read().decode(errors="replace")
+            result.stderr = err.read().decode(errors="replace")
+        if check and result.returncode != 0:
+            raise AssertionError(f"ociish {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    def state(self, container_id: str) -> dict[str, Any]:
+        return json.loads(self("state", container_id, check=True).stdout)
+
+    def ids(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+
+class Bundle:
+    """A bundle directory with its own copy of the busybox rootfs and an editable config."""
+
+    def __init__(self, path: Path, rootfs_source: Path) -> None:
+        self.path = path
+        self.rootfs = path / "rootfs"
+        shutil.copytree(rootfs_source, self.rootfs, symlinks=True)
+        self.config = default_config()
+        self.config["root"]["readonly"] = False
+
+    def write(self) -> "Bundle":
+        (self.path / "config.json").write_text(json.dumps(self.config, indent=1))
+        return self
+
+    def args(self, *argv: str) -> "Bundle":
+        self.config["process"]["args"] = list(argv)
+        return self.write()
+
+    def shell(self, script: str) -> "Bundle":
+        return self.args("sh", "-c", script)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    rt = Runtime(tmp_path / "state")
+    yield rt
+    leftovers = rt.ids()
+    for container_id in leftovers:
+        rt("delete", "--force", container_id)
+    assert rt.ids() == [], "delete --force left state behind"
+    for container_id in leftovers:
+        assert not cgroup_dirs(container_id), f"cgroups of {container_id} left behind"
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, busybox_rootfs: Path) -> Bundle:
+    return Bundle(tmp_path / "bundle", busybox_rootfs).write()
+
+
+@pytest.fixture
+def make_bundle(tmp_path: Path, busybox_rootfs: Path) -> Any:
+    def make(name: str) -> Bundle:
+        return Bundle(tmp_path / name, busybox_rootfs).write()
+
+    return make
+
+
+def unique_id(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def cgroup_dirs(container_id: str) -> list[Path]:
+    """Every cgroup directory on the host whose name is the container id."""
+    found = []
+    for hierarchy in CGROUP_ROOT.iterdir():
+        if hierarchy.is_dir() and not hierarchy.is_symlink():
+            found += [p for p in hierarchy.rglob(container_id) if p.is_dir()]
+    return found
+
+
+def run_output(runtime: Runtime, bundle: Bundle, *, check: bool = True) -> subprocess.CompletedProcess:
+    """`ociish run` the bundle in the foreground and return the completed process."""
+    result = runtime("run", "--bundle", str(bundle.path), unique_id())
+    if check and result.returncode != 0:
+        raise AssertionError(f"run failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+def copy_config(config: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(config)
