@@ -114,15 +114,15 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
     linux = config.get("linux") or {}
     cgroup = CgroupManager.for_container(container_id, linux.get("cgroupsPath") or None, systemd=systemd_cgroup)
     rlimits = planner.rlimits(config.get("process") or {})
+    fds: dict[str, int] = {}
+    plan = planner.build_plan(
+        config, container_id=container_id, bundle=bundle, rootfs=rootfs,
+        options={"console": console_socket is not None, "no_pivot": no_pivot, "preserve_fds": preserve_fds, "fds": fds},
+        cgroup_mounts=_cgroup_mounts(cgroup.dirs),
+    )
     with store.lock(container_id):
         if store.exists(container_id):
             raise OciishError(f"container {container_id!r} already exists")
-        fds: dict[str, int] = {}
-        plan = planner.build_plan(
-            config, container_id=container_id, bundle=bundle, rootfs=rootfs,
-            options={"console": console_socket is not None, "no_pivot": no_pivot, "preserve_fds": preserve_fds, "fds": fds},
-            cgroup_mounts=_cgroup_mounts(cgroup.dirs),
-        )
         for warning in plan.pop("warnings"):
             log.warning(warning)
         hooks = config.get("hooks") or {}

@@ -1,0 +1,69 @@
+"""terminal: true with --console-socket: the pty master reaches the client over SCM_RIGHTS."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+from pathlib import Path
+
+from conftest import Bundle, Runtime, unique_id
+
+
+def read_until_closed(fd: int, timeout: float = 10.0) -> bytes:
+    data = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return data
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the container closed its end of the pty
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_console_socket_delivers_a_working_pty(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    bundle.config["process"]["terminal"] = True
+    bundle.config["process"]["consoleSize"] = {"height": 30, "width": 100}
+    bundle.shell("tty; stty size; test -t 0 && echo stdin-is-a-tty; ls -l /dev/console; read line; echo got:$line")
+    sock_path = tmp_path / "console.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(1)
+    cid = unique_id()
+    try:
+        runtime("create", "--bundle", str(bundle.path), "--console-socket", str(sock_path), cid, check=True)
+        conn, _ = server.accept()
+        payload, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        conn.close()
+    finally:
+        server.close()
+    assert payload and len(fds) == 1
+    master = fds[0]
+    try:
+        runtime("start", cid, check=True)
+        os.write(master, b"hello\n")
+        output = read_until_closed(master).decode(errors="replace").replace("\r", "")
+    finally:
+        os.close(master)
+    assert "/dev/pts/0" in output
+    assert "30 100" in output
+    assert "stdin-is-a-tty" in output
+    assert "got:hello" in output
+
+
+def test_terminal_requires_a_console_socket(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.config["process"]["terminal"] = True
+    bundle.write()
+    result = runtime("create", "--bundle", str(bundle.path), unique_id())
+    assert result.returncode == 1 and "--console-socket" in result.stderr
+    assert runtime.ids() == []
+
+
+def test_console_socket_without_terminal_is_refused(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    result = runtime("create", "--bundle", str(bundle.path), "--console-socket", str(tmp_path / "x.sock"), unique_id())
+    assert result.returncode == 1 and "process.terminal" in result.stderr
+    assert runtime.ids() == []
