@@ -1,0 +1,467 @@
+"""CgroupManager: one container's cgroup in every hierarchy of the host.
+
+The manager is created once from the config (`for_container`), persisted in
+state.json (`to_record`) and rebuilt by later commands (`from_record`), so no
+later process has to re-resolve `cgroupsPath` or re-detect the host.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from typing import Any
+
+from ociish.cgroups import detect, fs, mapping, paths
+from ociish.cgroups.mapping import Write
+from ociish.errors import ConfigError, NotSupportedError, OciishError
+
+RECORD_VERSION = 1
+UNIFIED = ""  # the controller key of the cgroup2 hierarchy
+
+# In hybrid mode, a v1 controller that is not mounted may instead be enabled in the
+# cgroup2 tree (this host keeps hugetlb there).  Only controllers fed by exactly one
+# `linux.resources` key can move over, since the v2 plan is built from that key alone.
+_V2_EQUIVALENT = {"memory": "memory", "pids": "pids", "blkio": "blockIO", "hugetlb": "hugepageLimits", "rdma": "rdma"}
+
+# Files whose acceptance depends on another write of the same update (quota vs burst,
+# period vs the parent's quota): on EINVAL they are retried once after the rest.
+_ORDER_SENSITIVE = frozenset(
+    {
+        "cpu.cfs_period_us",
+        "cpu.cfs_quota_us",
+        "cpu.cfs_burst_us",
+        "cpu.rt_period_us",
+        "cpu.rt_runtime_us",
+        "cpu.max",
+        "cpu.max.burst",
+    }
+)
+
+_UNSUPPORTED_ERRNOS = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
+
+# The files a delegated cgroup's owner may write (cgroups(7)); the spec's fallback list.
+DELEGATE_LIST = "/sys/kernel/cgroup/delegate"
+_DELEGATE_FALLBACK = ("cgroup.procs", "cgroup.subtree_control", "cgroup.threads")
+
+
+class CgroupManager:
+    """Creates, configures, freezes, signals and removes one container's cgroups."""
+
+    FREEZE_TIMEOUT = 10.0
+
+    def __init__(
+        self, mode: str, driver: str, cgroup: str, dirs: dict[str, str], created: list[str] | None = None
+    ) -> None:
+        self.mode = mode  # "v1" | "v2" | "hybrid"
+        self.driver = driver  # "cgroupfs" | "systemd"
+        self.cgroup = cgroup  # the path inside every hierarchy, e.g. /ociish/<id>
+        self.dirs = dict(dirs)  # controller (or "" for cgroup2) → host directory
+        self.created = list(created or [])  # directories this container made, in creation order
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def for_container(
+        cls,
+        container_id: str,
+        cgroups_path: str | None,
+        *,
+        systemd: bool = False,
+        root: str = "/sys/fs/cgroup",
+        mountinfo: str = detect.MOUNTINFO,
+    ) -> CgroupManager:
+        """Resolve `cgroupsPath` to a directory per hierarchy (nothing is created yet)."""
+        cgroup = paths.resolve(container_id, cgroups_path, systemd)
+        found = detect.hierarchies(root, mountinfo)
+        mounts = dict(found.v1)
+        if found.unified:
+            mounts[UNIFIED] = found.unified
+        dirs = {controller: mount + cgroup for controller, mount in mounts.items()}
+        return cls(found.mode, "systemd" if systemd else "cgroupfs", cgroup, dirs)
+
+    def to_record(self) -> dict[str, Any]:
+        """What state.json keeps so that later commands find the same cgroups."""
+        return {
+            "version": RECORD_VERSION,
+            "mode": self.mode,
+            "driver": self.driver,
+            "cgroup": self.cgroup,
+            "paths": dict(self.dirs),
+            "created": list(self.created),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> CgroupManager:
+        """The manager `to_record` described."""
+        try:
+            if record["version"] != RECORD_VERSION:
+                raise OciishError(f"unknown cgroup record version {record['version']!r} in state.json")
+            return cls(record["mode"], record["driver"], record["cgroup"], record["paths"], record["created"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise OciishError(f"corrupt cgroup record in state.json: {e!r}") from None
+
+    # ------------------------------------------------------------ queries
+
+    def path_for(self, controller: str) -> str | None:
+        """The host directory holding `controller`'s files ("" = the cgroup2 tree), or None."""
+        if controller in self.dirs:
+            return self.dirs[controller]
+        return self.dirs[UNIFIED] if self.mode == "v2" else None
+
+    def _leaves(self) -> list[str]:
+        """Every distinct container directory (co-mounted controllers share one)."""
+        return list(dict.fromkeys(self.dirs.values()))
+
+    def _mount(self, leaf: str) -> str:
+        return leaf[: len(leaf) - len(self.cgroup)]
+
+    def pids(self) -> list[int]:
+        """Every pid in the container's cgroup, including its sub-cgroups."""
+        tracking = self.dirs.get(UNIFIED) or self.dirs.get("freezer") or self.dirs.get("pids")
+        return fs.procs(tracking or self._leaves()[0], recursive=True)
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel OOM-killed a process of this container."""
+        if "memory" in self.dirs:
+            info = fs.read_keyed(os.path.join(self.dirs["memory"], "memory.oom_control"))
+        elif UNIFIED in self.dirs:
+            info = fs.read_keyed(os.path.join(self.dirs[UNIFIED], "memory.events"))
+        else:
+            return False
+        return int(info.get("oom_kill", "0")) > 0
+
+    # ------------------------------------------------------------ create / join / destroy
+
+    def claim_missing(self) -> None:
+        """Record, before create(), every directory create() is about to make.
+
+        The caller persists to_record() right after this, so a create killed half-way
+        still leaves a record that lets destroy() remove what was made.
+        """
+        for leaf in self._leaves():
+            parent = self._mount(leaf)
+            for name in self.cgroup.strip("/").split("/"):
+                parent = os.path.join(parent, name)
+                if not os.path.isdir(parent) and parent not in self.created:
+                    self.created.append(parent)
+
+    def create(self) -> None:
+        """Make the cgroup in every hierarchy; an existing one is reused only if empty and thawed."""
+        try:
+            for leaf in self._leaves():
+                self._create_levels(leaf)
+            for leaf in self._leaves():
+                if leaf not in self.created and fs.procs(leaf):
+                    raise ConfigError(f"{paths.FIELD}: cgroup {leaf} already exists and has processes")
+            if self.is_frozen():
+                raise ConfigError(f"{paths.FIELD}: cgroup {self.cgroup} already exists and is frozen")
+        except OSError as e:
+            self._rollback()
+            raise OciishError(f"cannot create cgroup {e.filename or self.cgroup}: {e.strerror}") from None
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _create_levels(self, leaf: str) -> None:
+        is_unified = leaf == self.dirs.get(UNIFIED)
+        is_cpuset = leaf == self.dirs.get("cpuset")
+        parent = self._mount(leaf)
+        for name in self.cgroup.strip("/").split("/"):
+            if is_unified:
+                _enable_controllers(parent)  # before the child exists, so it inherits them
+            current = os.path.join(parent, name)
+            if fs.mkdir(current) and current not in self.created:
+                self.created.append(current)
+            if is_cpuset:
+                _inherit_cpuset(parent, current)  # a cpuset with no cpus refuses tasks
+            parent = current
+        if is_unified and fs.read_optional(os.path.join(leaf, "cgroup.type")) == "domain invalid":
+            raise ConfigError(f"{paths.FIELD}: cgroup {leaf} is an invalid domain inside a threaded subtree")
+
+    def _rollback(self) -> None:
+        """Undo a failed create without hiding its error."""
+        try:
+            self.destroy()
+        except OciishError:
+            pass
+
+    def join(self, pid: int) -> None:
+        """Move `pid` into the container's cgroup in every hierarchy (the cgroup2 one included)."""
+        for leaf in self._leaves():
+            try:
+                fs.write_text(os.path.join(leaf, "cgroup.procs"), str(pid))
+            except OSError as e:
+                raise OciishError(f"cannot move pid {pid} into cgroup {leaf}: {e.strerror}") from None
+
+    def destroy(self) -> None:
+        """Remove the directories this container created, leaves first; missing ones are fine."""
+        leaves = set(self._leaves())
+        failures = []
+        for directory in sorted(self.created, key=lambda d: d.count("/"), reverse=True):
+            try:
+                if directory in leaves:
+                    fs.rmtree(directory)
+                else:
+                    os.rmdir(directory)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                # A shared parent (e.g. /ociish) that other containers still use stays.
+                if directory not in leaves and e.errno in (errno.EBUSY, errno.ENOTEMPTY):
+                    continue
+                failures.append(f"{directory}: {e.strerror}")
+        if failures:
+            raise OciishError(f"cannot remove cgroup {'; '.join(failures)}")
+
+    def delegate(self, uid: int, gid: int, delegate_list: str = DELEGATE_LIST) -> None:
+        """Hand the cgroup to the container's user (config-linux.md "Cgroup ownership").
+
+        Only on pure cgroup v2: delegation is not secure on v1, so elsewhere this does
+        nothing.  The caller decides whether the config asks for it (new cgroupns and a
+        read-write cgroup mount).  Only the directory and the kernel's delegatable files
+        change owner, so the container cannot raise its own limits.
+        """
+        if self.mode != "v2":
+            return
+        names = (fs.read_optional(delegate_list) or "").split() or list(_DELEGATE_FALLBACK)
+        leaf = self.dirs[UNIFIED]
+        for path in [leaf, *(os.path.join(leaf, name) for name in names)]:
+            try:
+                os.chown(path, uid, gid)
+            except FileNotFoundError:
+                continue  # not every listed file exists in every cgroup
+            except OSError as e:
+                raise OciishError(f"cannot hand cgroup {path} to uid {uid}: {e.strerror}") from None
+
+    # ------------------------------------------------------------ resources
+
+    def apply(self, resources: dict[str, Any]) -> None:
+        """Write `linux.resources` (for create and for update); errors name the config field."""
+        targets = self._targets(resources)
+        deferred = []
+        for directory, write in targets:
+            try:
+                _write(directory, write)
+            except OSError as e:
+                if e.errno == errno.EINVAL and write.filename in _ORDER_SENSITIVE:
+                    deferred.append((directory, write))
+                else:
+                    raise _write_error(directory, write, e) from None
+        for directory, write in deferred:
+            try:
+                _write(directory, write)
+            except OSError as e:
+                raise _write_error(directory, write, e) from None
+
+    def _targets(self, resources: dict[str, Any]) -> list[tuple[str, Write]]:
+        """(directory, write) for every write, checked against what this host offers."""
+        if self.mode == "v2":
+            plan = mapping.v2_plan(resources)
+            self._check_memory_usage(resources)
+            return _v2_targets(plan, self.dirs[UNIFIED])
+        plan = mapping.v1_plan(resources, self._current_memory_limit(resources))
+        targets = []
+        moved: dict[str, None] = {}
+        for write in plan:
+            if write.controller in self.dirs:
+                targets.append((self.dirs[write.controller], write))
+                continue
+            key = _V2_EQUIVALENT.get(write.controller)
+            if key is None or UNIFIED not in self.dirs:
+                raise NotSupportedError(write.field, f"the {write.controller} controller is not mounted on this host")
+            moved[key] = None
+        for key in moved:
+            targets += _v2_targets(mapping.v2_plan({key: resources[key]}), self.dirs[UNIFIED])
+        return targets
+
+    def _current_memory_limit(self, resources: dict[str, Any]) -> int | None:
+        """v1 memory.limit_in_bytes, which decides the memory/memsw write order."""
+        mem = resources.get("memory")
+        if not isinstance(mem, dict) or not mem.get("limit") or not mem.get("swap") or "memory" not in self.dirs:
+            return None
+        try:
+            return int(fs.read_text(os.path.join(self.dirs["memory"], "memory.limit_in_bytes")))
+        except (OSError, ValueError):
+            return None
+
+    def _check_memory_usage(self, resources: dict[str, Any]) -> None:
+        """memory.checkBeforeUpdate on v2: refuse a limit below current usage instead of OOM-killing."""
+        mem = resources.get("memory") or {}
+        limit = mem.get("limit")
+        if mem.get("checkBeforeUpdate") is not True or not isinstance(limit, int) or limit <= 0:
+            return
+        try:
+            usage = int(fs.read_text(os.path.join(self.dirs[UNIFIED], "memory.current")))
+        except (OSError, ValueError):
+            return
+        if limit < usage:
+            raise ConfigError(
+                f"{mapping.R}.memory.limit: {limit} is below the current usage {usage} (checkBeforeUpdate)"
+            )
+
+    # ------------------------------------------------------------ freezer and signals
+
+    def _freezer(self) -> tuple[str, str] | None:
+        """(kind, directory): the v1 freezer if mounted, else cgroup2's cgroup.freeze."""
+        if "freezer" in self.dirs:
+            return "v1", self.dirs["freezer"]
+        if UNIFIED in self.dirs:
+            return "v2", self.dirs[UNIFIED]
+        return None
+
+    def freeze(self) -> None:
+        """Stop every task of the container (pause)."""
+        self._set_frozen(True)
+
+    def thaw(self) -> None:
+        """Let the container's tasks run again (resume)."""
+        self._set_frozen(False)
+
+    def is_frozen(self) -> bool:
+        """Whether the freezer has finished freezing the container."""
+        freezer = self._freezer()
+        if freezer is None:
+            return False
+        kind, directory = freezer
+        if kind == "v1":
+            return fs.read_optional(os.path.join(directory, "freezer.state")) == "FROZEN"
+        return fs.read_keyed(os.path.join(directory, "cgroup.events")).get("frozen") == "1"
+
+    def _set_frozen(self, frozen: bool) -> None:
+        """Request a freezer state and poll until the kernel reports it: freezing is asynchronous."""
+        freezer = self._freezer()
+        if freezer is None:
+            raise OciishError("cannot freeze or thaw: this host has no cgroup freezer")
+        kind, directory = freezer
+        if kind == "v1":
+            control, request = os.path.join(directory, "freezer.state"), "FROZEN" if frozen else "THAWED"
+        else:
+            control, request = os.path.join(directory, "cgroup.freeze"), "1" if frozen else "0"
+        deadline = time.monotonic() + self.FREEZE_TIMEOUT
+        delay = 0.001
+        while True:
+            try:
+                # Re-requesting on v1 retries tasks that could not be frozen the first time.
+                fs.write_text(control, request)
+            except OSError as e:
+                raise OciishError(f"cannot {'freeze' if frozen else 'thaw'} cgroup {directory}: {e.strerror}") from None
+            if self.is_frozen() == frozen:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        if frozen:
+            try:
+                self._set_frozen(False)  # do not leave a half-frozen container behind
+            except OciishError:
+                pass
+        state = "frozen" if frozen else "thawed"
+        raise OciishError(f"cgroup {directory} was not {state} within {self.FREEZE_TIMEOUT:g}s")
+
+    def kill_all(self, signum: int) -> None:
+        """Signal every process of the container: cgroup.kill for SIGKILL, else freeze → signal → thaw."""
+        if signum == signal.SIGKILL and self._cgroup_kill():
+            if self.is_frozen():
+                self.thaw()  # v1-frozen tasks only act on the SIGKILL once thawed
+            return
+        was_frozen = self.is_frozen()
+        froze = False
+        if not was_frozen and self._freezer() is not None:
+            try:
+                self.freeze()  # so no task can fork a child we would miss
+                froze = True
+            except OciishError:
+                pass  # signal what we can see rather than nothing, as runc does
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if froze or (was_frozen and signum == signal.SIGKILL):
+                self.thaw()
+
+
+    def _cgroup_kill(self) -> bool:
+        """SIGKILL the whole cgroup2 subtree at once; False if the kernel has no cgroup.kill."""
+        if UNIFIED not in self.dirs:
+            return False
+        try:
+            fs.write_text(os.path.join(self.dirs[UNIFIED], "cgroup.kill"), "1")
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise OciishError(f"cannot kill cgroup {self.dirs[UNIFIED]}: {e.strerror}") from None
+        return True
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _enable_controllers(directory: str) -> None:
+    """Delegate every available controller to `directory`'s children (cgroup2 only).
+
+    All at once first; if the kernel refuses the set, one by one, keeping what it
+    accepts.  A controller that stays off is reported by `apply` if a resource needs it.
+    """
+    available = fs.read_text(os.path.join(directory, "cgroup.controllers")).split()
+    control = os.path.join(directory, "cgroup.subtree_control")
+    enabled = set(fs.read_text(control).split())
+    missing = [c for c in available if c not in enabled]
+    if not missing:
+        return
+    try:
+        fs.write_text(control, " ".join(f"+{c}" for c in missing))
+    except OSError:
+        for c in missing:
+            try:
+                fs.write_text(control, f"+{c}")
+            except OSError:
+                continue
+
+
+def _inherit_cpuset(parent: str, child: str) -> None:
+    """Copy cpuset.cpus / cpuset.mems from the parent where the child's are still empty (v1)."""
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if not fs.read_text(os.path.join(child, name)):
+            fs.write_text(os.path.join(child, name), fs.read_text(os.path.join(parent, name)))
+
+
+def _v2_targets(plan: list[Write], leaf: str) -> list[tuple[str, Write]]:
+    """Pair cgroup2 writes with the leaf, refusing controllers not enabled for it."""
+    try:
+        available = set(fs.read_text(os.path.join(leaf, "cgroup.controllers")).split())
+    except FileNotFoundError:
+        raise OciishError(f"cgroup {leaf} does not exist") from None
+    for write in plan:
+        if write.controller != "cgroup" and write.controller not in available:
+            raise NotSupportedError(write.field, f"the {write.controller} controller is not available in {leaf}")
+    return [(leaf, write) for write in plan]
+
+
+def _write(directory: str, write: Write) -> None:
+    """One planned write, honouring its fallback file and optional flag."""
+    try:
+        fs.write_text(os.path.join(directory, write.filename), write.value)
+    except FileNotFoundError:
+        if not os.path.isdir(directory):
+            raise OciishError(f"cgroup {directory} does not exist") from None
+        if write.optional:
+            return
+        if write.fallback is None:
+            raise
+        fs.write_text(os.path.join(directory, write.fallback[0]), write.fallback[1])
+
+
+def _write_error(directory: str, write: Write, e: OSError) -> ConfigError:
+    """The one-line error for a write the host refused."""
+    if e.errno == errno.ENOENT:
+        name = f"{write.filename} (or {write.fallback[0]})" if write.fallback else write.filename
+        return NotSupportedError(write.field, f"{name} does not exist in {directory}")
+    if e.errno in _UNSUPPORTED_ERRNOS:
+        return NotSupportedError(write.field, f"the kernel does not support {write.filename}")
+    return ConfigError(f"{write.field}: the kernel refused {write.value!r} for {write.filename}: {e.strerror}")
