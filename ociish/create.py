@@ -126,6 +126,7 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
         for warning in plan.pop("warnings"):
             log.warning(warning)
         hooks = config.get("hooks") or {}
+        cgroup.claim_missing()  # recorded before anything exists: see the module docstring
         record: dict[str, Any] = {
             "ociVersion": OCI_VERSION,
             "id": container_id,
@@ -174,8 +175,6 @@ class _Creation:
     def run(self, console_socket: str | None, preserve_fds: int) -> None:
         floor = 3 + preserve_fds
         self.cgroup.create()
-        self.record["cgroup"] = self.cgroup.to_record()
-        self.store.write(self.id, self.record)
         self.cgroup.apply((self.config.get("linux") or {}).get("resources") or {})
         fifo_path = self.store.path(self.id, FIFO_NAME)
         os.mkfifo(fifo_path, 0o622)
