@@ -193,27 +193,59 @@ def start(store: StateStore, container_id: str) -> None:
         finally:
             os.close(fifo)
             os.close(pidfd)
-        os.unlink(fifo_path)
+            os.unlink(fifo_path)
         poststart = (container.record.get("hooks") or {}).get("poststart") or []
         if poststart:
-            run_hooks_warning_only("poststart", poststart, container.hook_state("running"))
+            _run_poststart(container, poststart)
+
+
+def _run_poststart(container: Container, hooks: list[dict[str, Any]]) -> None:
+    """runtime.md: a failing poststart hook is an error, and the container is stopped
+    (delete then runs poststop)."""
+    from ociish.hooks import HookError, run_hooks
+
+    try:
+        run_hooks("poststart", hooks, container.hook_state("running"))
+    except HookError:
+        try:
+            container.signal_init(signal.SIGKILL)
+        except WrongState:
+            pass
+        container.wait_stopped()
+        raise
 
 
 def _release(fifo: int, pidfd: int, container: Container) -> None:
-    """Read the init's byte from exec.fifo; fail if the init dies instead."""
+    """Read the init's byte from exec.fifo, then wait for the execve to close the fifo.
+
+    Anything the init writes after its byte is the reason the process never ran.
+    """
     poller = select.poll()
     poller.register(fifo, select.POLLIN)
     poller.register(pidfd, select.POLLIN)
+    released = False
+    reason = b""
     while True:
-        for fd, _ in poller.poll():
-            if fd == fifo:
-                try:
-                    if os.read(fifo, 1):
-                        return
-                except BlockingIOError:
-                    continue
-            else:
+        events = dict(poller.poll())
+        if fifo in events:
+            try:
+                data = os.read(fifo, 4096)
+            except BlockingIOError:
+                continue
+            if not data:
+                if released:
+                    break
+                # the init closed without releasing: it died before start
                 raise WrongState(f"cannot start container {container.id!r}: its init exited")
+            if not released:
+                released, data = True, data[1:]
+            reason += data
+        elif pidfd in events and not released:
+            raise WrongState(f"cannot start container {container.id!r}: its init exited")
+        elif pidfd in events:
+            poller.unregister(pidfd)
+    if reason:
+        raise OciishError(f"container {container.id!r} did not start: {reason.decode(errors='replace')}")
 
 
 def delete(store: StateStore, container_id: str, force: bool) -> None:

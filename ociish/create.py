@@ -51,6 +51,21 @@ def rfc3339_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
 
 
+def _sweep_inherited_fds(preserve_fds: int) -> None:
+    """Only stdio and --preserve-fds may reach the container: every other fd the caller
+    left open (containerd leaks its socket as fd 3) becomes close-on-exec here."""
+    from ociish.linux.libc import close_range_cloexec
+
+    if preserve_fds < 0:
+        raise OciishError(f"--preserve-fds {preserve_fds}: must not be negative")
+    for fd in range(3, 3 + preserve_fds):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise OciishError(f"--preserve-fds {preserve_fds}: fd {fd} is not open") from None
+    close_range_cloexec(3 + preserve_fds)
+
+
 def _connect_console(path: str) -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -106,6 +121,7 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
            systemd_cgroup: bool = False) -> int:
     """Create the container; returns the init's pid."""
     check_id(container_id)
+    _sweep_inherited_fds(preserve_fds)
     bundle = os.path.realpath(bundle)
     config, raw = load_config(bundle)
     rootfs = planner.rootfs_path(config, bundle)

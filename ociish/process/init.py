@@ -215,12 +215,18 @@ def _run_hooks(plan: dict[str, Any], kind: str, status: str) -> None:
 
 
 def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
-    """Block until `start` reads exec.fifo, then become process.args."""
+    """Block until `start` reads exec.fifo, then become process.args.
+
+    The fifo stays open (close-on-exec) until the execve: `start` reads until EOF, so it
+    returns once the process really runs, and reads the reason here if it never does
+    (a failing startContainer hook, an execve error).
+    """
     proc = plan["process"]
+    fifo = -1
     try:
+        _exit_on_termination_signals()
         fifo = os.open(f"self/fd/{plan['fds']['fifo']}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=plan["procfs"])
         os.write(fifo, b"0")
-        os.close(fifo)
         os.close(plan["fds"]["fifo"])
         os.close(plan["procfs"])
         _run_hooks(plan, "startContainer", "created")
@@ -233,9 +239,21 @@ def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
         L.close_range_cloexec(3 + plan["preserve_fds"])
         os.execve(plan["executable"], proc["args"], _env_dict(proc["env"]))
-    except BaseException as e:  # noqa: BLE001 - `create` is gone: tell the container's stderr
-        os.write(2, f"ociish: container init failed before exec: {_describe(e)}\n".encode())
+    except BaseException as e:  # noqa: BLE001 - tell `start` (or the container's stderr) why
+        message = str(e) if isinstance(e, hooks.HookError) else f"exec {proc['args'][0]}: {_describe(e)}"
+        try:
+            os.write(fifo if fifo >= 0 else 2, message.encode())
+        except OSError:
+            pass
     os._exit(127)
+
+
+def _exit_on_termination_signals() -> None:
+    """While waiting for `start`, the init is PID 1: without handlers it would ignore
+    `kill ID TERM`.  Exit the way the default action would."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+                signal.SIGALRM):
+        signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
 
 
 def _env_dict(env: list[str]) -> dict[str, str]:
