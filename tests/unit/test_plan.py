@@ -1,0 +1,142 @@
+"""The planner: config.json → the init's instructions, and the configs it refuses."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ociish.errors import ConfigError, NotSupportedError
+from ociish.linux import libc as L
+from ociish.process.plan import build_plan, rlimits
+from ociish.spec.defaults import default_config
+
+
+def plan(config: dict[str, Any], **options: Any) -> dict[str, Any]:
+    return build_plan(config, container_id="c", bundle="/b", rootfs="/b/rootfs", options=options,
+                      cgroup_mounts=[("memory", "memory", "/sys/fs/cgroup/memory/c")])
+
+
+@pytest.fixture
+def config() -> dict[str, Any]:
+    return copy.deepcopy(default_config())
+
+
+def test_default_config_plan(config: dict[str, Any]) -> None:
+    p = plan(config)
+    assert p["unshare_flags"] == (L.CLONE_NEWPID | L.CLONE_NEWNET | L.CLONE_NEWIPC | L.CLONE_NEWUTS
+                                  | L.CLONE_NEWNS | L.CLONE_NEWCGROUP)
+    assert not p["new_userns"] and p["mount_ns"] and p["readonly"]
+    assert [d["path"] for d in p["devices"]] == ["/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+                                                  "/dev/urandom", "/dev/tty"]
+    assert p["mounts"][0]["destination"] == "/proc" and p["mounts"][-1]["cgroup"]
+    assert p["root_propagation"] == L.MS_SLAVE and p["rootfs_propagation"] == 0
+    assert p["process"]["umask"] == 0o022 and p["process"]["caps"]["bounding"]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("hostname", "h", "hostname: setting it needs a new uts namespace"),
+    ("domainname", "d", "domainname: setting it needs a new uts namespace"),
+])
+def test_uts_fields_need_a_uts_namespace(config: dict[str, Any], field: str, value: str, message: str) -> None:
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "uts"]
+    config.pop("hostname")
+    config[field] = value
+    with pytest.raises(ConfigError, match=message):
+        plan(config)
+
+
+def test_mappings_without_a_user_namespace(config: dict[str, Any]) -> None:
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    with pytest.raises(ConfigError, match="mappings need a new user namespace"):
+        plan(config)
+
+
+def test_terminal_and_console_socket_go_together(config: dict[str, Any]) -> None:
+    config["process"]["terminal"] = True
+    with pytest.raises(ConfigError, match="--console-socket is required"):
+        plan(config)
+    assert plan(config, console=True)["process"]["terminal"]
+    config["process"]["terminal"] = False
+    with pytest.raises(ConfigError, match="process.terminal is not true"):
+        plan(config, console=True)
+
+
+@pytest.mark.parametrize("section,field,value", [
+    ("linux", "seccomp", {"defaultAction": "SCMP_ACT_ALLOW"}),
+    ("process", "apparmorProfile", "p"),
+    ("process", "scheduler", {"policy": "SCHED_OTHER"}),
+    ("linux", "intelRdt", {"closID": "x"}),
+])
+def test_unimplemented_fields_are_refused(config: dict[str, Any], section: str, field: str, value: Any) -> None:
+    config[section][field] = value
+    with pytest.raises(NotSupportedError, match=f"not supported yet: {section}.{field}"):
+        plan(config)
+
+
+def test_bind_source_must_exist(config: dict[str, Any]) -> None:
+    config["mounts"].append({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["rbind"]})
+    with pytest.raises(ConfigError, match=r"mounts\[7\].source"):
+        plan(config)
+
+
+def test_relative_bind_source_is_relative_to_the_bundle(config: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    config["mounts"].append({"destination": "rel/dest", "source": "data", "options": ["bind"]})
+    p = build_plan(config, container_id="c", bundle=str(tmp_path), rootfs=str(tmp_path), options={}, cgroup_mounts=[])
+    assert p["mounts"][-1]["source"] == str(tmp_path / "data")
+    assert p["mounts"][-1]["destination"] == "/rel/dest"
+
+
+def test_mounts_need_a_mount_namespace(config: dict[str, Any]) -> None:
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "mount"]
+    with pytest.raises(ConfigError, match="need a new mount namespace"):
+        plan(config)
+
+
+def test_host_dev_bind_skips_the_default_devices(config: dict[str, Any]) -> None:
+    config["mounts"][1] = {"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]}
+    assert plan(config)["devices"] == []
+
+
+def test_configured_device_replaces_a_default_one(config: dict[str, Any]) -> None:
+    config["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600, "uid": 5}]
+    devices = plan(config)["devices"]
+    assert [d for d in devices if d["path"] == "/dev/null"] == [
+        {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "mode": 0o600, "uid": 5, "gid": 0,
+         "host_path": "/dev/null", "where": "linux.devices[0]"}]
+
+
+def test_namespace_path_of_the_wrong_type(config: dict[str, Any]) -> None:
+    config["linux"]["namespaces"][1] = {"type": "network", "path": "/proc/self/ns/ipc"}
+    with pytest.raises(ConfigError, match=r"linux.namespaces\[1\].path: '/proc/self/ns/ipc' is a ipc namespace, expected network"):
+        plan(config)
+    config["linux"]["namespaces"][1] = {"type": "network", "path": "/etc/hostname"}
+    with pytest.raises(ConfigError, match="is not a namespace file|No such file"):
+        plan(config)
+
+
+def test_joined_namespace_is_not_unshared(config: dict[str, Any]) -> None:
+    config["linux"]["namespaces"][1] = {"type": "network", "path": "/proc/self/ns/net"}
+    p = plan(config)
+    assert not p["unshare_flags"] & L.CLONE_NEWNET
+    assert p["ns_paths"] == [("network", "/proc/self/ns/net", L.CLONE_NEWNET)]
+
+
+def test_rlimits() -> None:
+    assert rlimits({"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 2**64 - 1}]})[0][1:3] == (10, -1)
+    with pytest.raises(ConfigError, match="not a Linux rlimit"):
+        rlimits({"rlimits": [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]})
+    with pytest.raises(ConfigError, match="exceeds hard limit"):
+        rlimits({"rlimits": [{"type": "RLIMIT_CORE", "soft": 2, "hard": 1}]})
+
+
+def test_plan_is_marshalable(config: dict[str, Any]) -> None:
+    import marshal
+
+    p = plan(config)
+    assert marshal.loads(marshal.dumps(p)) == p
+    assert os.getpid() == p["parent_pid"]

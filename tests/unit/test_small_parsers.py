@@ -1,0 +1,80 @@
+"""Pure helpers: signal names, /proc/PID/stat, mount options, capability sets, paths."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from ociish.errors import NotSupportedError
+from ociish.linux import libc as L
+from ociish.linux.caps import CAP_NUMBERS
+from ociish.linux.proc import parse_stat
+from ociish.linux.signals import parse_signal
+from ociish.process.plan import capability_sets
+from ociish.rootfs.mountopts import parse_options
+from ociish.safepath import clean
+
+
+@pytest.mark.parametrize("text,number", [
+    ("9", 9), ("KILL", 9), ("SIGKILL", 9), ("sigkill", 9), ("kill", 9), ("TERM", 15), ("SIGUSR1", 10),
+    ("RTMIN+3", signal.SIGRTMIN + 3), ("SIGRTMAX-1", signal.SIGRTMAX - 1), ("SIGRTMIN", signal.SIGRTMIN),
+])
+def test_signal_forms(text: str, number: int) -> None:
+    assert parse_signal(text) == number
+
+
+@pytest.mark.parametrize("text", ["0", "999", "NOPE", "SIG", "RTMIN+99", "-9", ""])
+def test_bad_signals(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_signal(text)
+
+
+def test_stat_with_spaces_and_parens_in_the_name() -> None:
+    fields = " ".join(str(n) for n in range(3, 30))
+    assert parse_stat(f"42 (a) b) (c) S {fields}") == ("S", 21)
+
+
+def test_mount_options_split_into_flags_propagation_and_data() -> None:
+    opts = parse_options(["rbind", "ro", "nosuid", "rprivate", "rro", "size=1m", "mode=755"], "m")
+    assert opts["bind"] and opts["rec"]
+    assert opts["flags"] == L.MS_RDONLY | L.MS_NOSUID
+    assert opts["propagation"] == [L.MS_PRIVATE | L.MS_REC]
+    assert opts["attr_set"] == L.MOUNT_ATTR_RDONLY
+    assert opts["data"] == "size=1m,mode=755"
+
+
+def test_later_options_win() -> None:
+    opts = parse_options(["ro", "rw", "noexec", "exec", "nodev"], "m")
+    assert opts["flags"] == L.MS_NODEV
+    assert opts["clear"] & L.MS_RDONLY and opts["clear"] & L.MS_NOEXEC
+
+
+def test_unimplemented_mount_options_are_refused() -> None:
+    with pytest.raises(NotSupportedError, match=r"mounts\[3\].options\[0\]"):
+        parse_options(["idmap"], "mounts[3]")
+
+
+def test_capabilities_that_cannot_be_granted_become_warnings() -> None:
+    warnings: list[str] = []
+    sets = capability_sets({
+        "bounding": ["CAP_KILL", "CAP_CHOWN"],
+        "permitted": ["CAP_KILL"],
+        "effective": ["CAP_KILL", "CAP_CHOWN"],
+        "inheritable": ["CAP_KILL", "CAP_SYS_ADMIN"],
+        "ambient": ["CAP_KILL", "CAP_NET_RAW", "CAP_BOGUS"],
+    }, warnings)
+    kill, chown = 1 << CAP_NUMBERS["CAP_KILL"], 1 << CAP_NUMBERS["CAP_CHOWN"]
+    assert sets["bounding"] == kill | chown
+    assert sets["effective"] == kill and sets["permitted"] == kill
+    assert sets["inheritable"] == kill and sets["ambient"] == kill
+    text = "\n".join(warnings)
+    assert "CAP_BOGUS" in text and "CAP_CHOWN cannot be granted" in text
+    assert "CAP_SYS_ADMIN cannot be granted" in text and "CAP_NET_RAW cannot be granted" in text
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("/a/b", "/a/b"), ("a/b", "/a/b"), ("/../../etc", "/etc"), ("/a/./b//c/", "/a/b/c"), ("", "/"), ("/a/..", "/"),
+])
+def test_clean_never_climbs_above_root(path: str, expected: str) -> None:
+    assert clean(path) == expected
