@@ -134,23 +134,25 @@ def _mount_cgroup(root_fd: int, m: dict[str, Any], target: int, where: str) -> N
             L.mount("cgroup2", safepath.fd_path(target), "cgroup2", flags)
         else:
             L.mount(host_dir, safepath.fd_path(target), None, L.MS_BIND | L.MS_REC)
-            L.mount(None, safepath.fd_path(target), None, L.MS_REMOUNT | L.MS_BIND | flags)
+            _remount_bind(root_fd, m["destination"], flags)
         return
     L.mount("tmpfs", safepath.fd_path(target), "tmpfs", (flags & ~L.MS_RDONLY) | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=755")
     dest = m["destination"]
     top = safepath.open_in_root(root_fd, dest, os.O_PATH | os.O_DIRECTORY)  # the new tmpfs, not what it covers
     try:
         for name, fs_options, host_dir in hierarchies:
-            sub = safepath.mkdir_all(root_fd, f"{dest}/{name or 'unified'}")
+            sub_path = f"{dest}/{name or 'unified'}"
+            sub = safepath.mkdir_all(root_fd, sub_path)
             try:
                 if m["cgroupns"]:
                     fstype = "cgroup2" if fs_options is None else "cgroup"
                     L.mount("cgroup", safepath.fd_path(sub), fstype, flags, fs_options)
                 else:
                     L.mount(host_dir, safepath.fd_path(sub), None, L.MS_BIND | L.MS_REC)
-                    L.mount(None, safepath.fd_path(sub), None, L.MS_REMOUNT | L.MS_BIND | flags)
             finally:
                 os.close(sub)
+            if not m["cgroupns"]:
+                _remount_bind(root_fd, sub_path, flags)
             # co-mounted controllers ("cpu,cpuacct") are also reachable under each single name
             if "," in name:
                 for alias in name.split(","):
