@@ -115,7 +115,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 
     container_id, bundle = resolve_bundle(args)
     create(_store(args), container_id, bundle, pid_file=args.pid_file, console_socket=args.console_socket,
-           no_pivot=args.no_pivot, preserve_fds=args.preserve_fds, systemd_cgroup=args.systemd_cgroup)
+           no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring, preserve_fds=args.preserve_fds,
+           systemd_cgroup=args.systemd_cgroup)
     return 0
 
 
@@ -124,8 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     container_id, bundle = resolve_bundle(args)
     return run(_store(args), container_id, bundle, detach=args.detach, keep=args.keep, pid_file=args.pid_file,
-               console_socket=args.console_socket, no_pivot=args.no_pivot, preserve_fds=args.preserve_fds,
-               systemd_cgroup=args.systemd_cgroup)
+               console_socket=args.console_socket, no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring,
+               preserve_fds=args.preserve_fds, systemd_cgroup=args.systemd_cgroup)
 
 
 def cmd_start(args: argparse.Namespace) -> int:

@@ -117,8 +117,8 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str | None = None,
-           console_socket: str | None = None, no_pivot: bool = False, preserve_fds: int = 0,
-           systemd_cgroup: bool = False) -> int:
+           console_socket: str | None = None, no_pivot: bool = False, no_new_keyring: bool = False,
+           preserve_fds: int = 0, systemd_cgroup: bool = False) -> int:
     """Create the container; returns the init's pid."""
     check_id(container_id)
     _sweep_inherited_fds(preserve_fds)
@@ -133,7 +133,8 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
     fds: dict[str, int] = {}
     plan = planner.build_plan(
         config, container_id=container_id, bundle=bundle, rootfs=rootfs,
-        options={"console": console_socket is not None, "no_pivot": no_pivot, "preserve_fds": preserve_fds, "fds": fds},
+        options={"console": console_socket is not None, "no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
+                 "preserve_fds": preserve_fds, "fds": fds},
         cgroup_mounts=_cgroup_mounts(cgroup.dirs),
     )
     with store.lock(container_id):

@@ -29,11 +29,11 @@ SYS_MOUNT_SETATTR = 442
 
 # Architecture-specific numbers for calls without a usable libc wrapper.
 _ARCH_NR = {
-    "x86_64": {"pivot_root": 155},
-    "aarch64": {"pivot_root": 41},
-    "ppc64le": {"pivot_root": 203},
-    "s390x": {"pivot_root": 217},
-    "riscv64": {"pivot_root": 41},
+    "x86_64": {"pivot_root": 155, "keyctl": 250},
+    "aarch64": {"pivot_root": 41, "keyctl": 219},
+    "ppc64le": {"pivot_root": 203, "keyctl": 271},
+    "s390x": {"pivot_root": 217, "keyctl": 280},
+    "riscv64": {"pivot_root": 41, "keyctl": 219},
 }
 
 CLONE_NEWTIME = 0x00000080
@@ -131,11 +131,23 @@ def umount2(target: str, flags: int = 0) -> None:
     _check(_libc.umount2(_b(target), flags), "umount", target)
 
 
-def pivot_root(new_root: str, put_old: str) -> None:
-    nr = _ARCH_NR.get(os.uname().machine, {}).get("pivot_root")
+def _nr(name: str) -> int:
+    nr = _ARCH_NR.get(os.uname().machine, {}).get(name)
     if nr is None:
-        raise OSError(38, "pivot_root: unknown syscall number for this architecture")
-    _check(_syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root", new_root)
+        raise OSError(38, f"{name}: unknown syscall number for this architecture")
+    return nr
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    _check(_syscall(ctypes.c_long(_nr("pivot_root")), _b(new_root), _b(put_old)), "pivot_root", new_root)
+
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_session_keyring(name: str) -> None:
+    """A new session keyring, so the container does not share the caller's keys."""
+    _check(_syscall(ctypes.c_long(_nr("keyctl")), KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "keyctl")
 
 
 def unshare(flags: int) -> None:

@@ -15,6 +15,7 @@ the pivot would run code from the container image with the init's privileges.
 
 from __future__ import annotations
 
+import errno
 import json
 import marshal
 import os
@@ -124,6 +125,13 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
     global _step
     fds = plan["fds"]
     os.setsid()
+    if plan["new_keyring"]:
+        _step = "session keyring"
+        try:
+            L.join_session_keyring(f"_ses.{plan['id']}")
+        except OSError as e:
+            if e.errno != errno.ENOSYS:
+                raise
     proc = plan["process"]
     procfs = L.private_procfs()  # of the new pid namespace: used for sysctl and the fifo reopen
     _step = "root.path"

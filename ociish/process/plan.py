@@ -117,7 +117,8 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
                cgroup_mounts: list[tuple[str, str | None, str]]) -> dict[str, Any]:
     """The complete, validated instructions for stages 1 and 2.
 
-    ``options`` carries the create flags: console (bool), no_pivot, preserve_fds, fds.
+    ``options`` carries the create flags: console (bool), no_pivot, no_new_keyring,
+    preserve_fds, fds.
     ``cgroup_mounts`` lists (hierarchy name, fs options or None for cgroup2, host dir of
     the container's cgroup) for `cgroup` mounts.
     """
@@ -223,6 +224,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "state": {"ociVersion": OCI_VERSION, "id": container_id, "bundle": bundle,
                   "annotations": config.get("annotations") or {}},
         "no_pivot": bool(options.get("no_pivot")),
+        "new_keyring": not options.get("no_new_keyring"),
         "preserve_fds": options.get("preserve_fds", 0),
         "fds": dict(options.get("fds") or {}),
         "warnings": warnings,

@@ -34,7 +34,7 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
         ]
     namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")]
-    linux: dict[str, Any] = {"namespaces": namespaces, "maskedPaths": MASKED_PATHS, "readonlyPaths": READONLY_PATHS}
+    linux: dict[str, Any] = {"namespaces": namespaces, "maskedPaths": list(MASKED_PATHS), "readonlyPaths": list(READONLY_PATHS)}
     if rootless:
         namespaces.remove({"type": "network"})
         namespaces.append({"type": "user"})
