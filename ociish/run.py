@@ -24,7 +24,34 @@ FORWARDED = tuple(s for s in signal.Signals if s not in (signal.SIGKILL, signal.
 def run(store: StateStore, container_id: str, bundle: str, *, detach: bool, keep: bool, **create_options: Any) -> int:
     if create_options.get("console_socket") and not detach:
         raise OciishError("run: --console-socket needs --detach")
+    if not detach and _wants_terminal(bundle):
+        from ociish import ptyproxy
+
+        with ptyproxy.console_socket() as (path, server):
+            pid = create(store, container_id, bundle, **dict(create_options, console_socket=path))
+            master = ptyproxy.receive_master(server)
+        try:
+            return _start_and_wait(store, container_id, pid, detach=False, keep=keep, relay_from=master)
+        finally:
+            os.close(master)
     pid = create(store, container_id, bundle, **create_options)
+    return _start_and_wait(store, container_id, pid, detach=detach, keep=keep, relay_from=-1)
+
+
+def _wants_terminal(bundle: str) -> bool:
+    """process.terminal of the bundle (create validates the file; here only peek)."""
+    import orjson
+
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            config = orjson.loads(f.read())
+        return bool(config["process"]["terminal"]) is True
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return False
+
+
+def _start_and_wait(store: StateStore, container_id: str, pid: int, *, detach: bool, keep: bool,
+                    relay_from: int) -> int:
     try:
         pidfd = os.pidfd_open(pid)
         forwarding = {} if detach else {sig: signal.signal(sig, _forwarder(pidfd)) for sig in FORWARDED}
@@ -32,6 +59,10 @@ def run(store: StateStore, container_id: str, bundle: str, *, detach: bool, keep
             start(store, container_id)
             if detach:
                 return 0
+            if relay_from >= 0:
+                from ociish import ptyproxy
+
+                ptyproxy.relay(relay_from)
             return _wait(pid)
         finally:
             for sig, previous in forwarding.items():

@@ -85,6 +85,7 @@ class Bundle:
         shutil.copytree(rootfs_source, self.rootfs, symlinks=True)
         self.config = default_config()
         self.config["root"]["readonly"] = False
+        self.config["process"]["terminal"] = False  # stdio stays the runtime's, tests read it
 
     def write(self) -> "Bundle":
         (self.path / "config.json").write_text(json.dumps(self.config, indent=1))

@@ -45,7 +45,7 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
     return {
         "ociVersion": OCI_VERSION,
         "process": {
-            "terminal": False,
+            "terminal": True,
             "user": {"uid": 0, "gid": 0},
             "args": ["sh"],
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],

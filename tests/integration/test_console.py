@@ -67,3 +67,16 @@ def test_console_socket_without_terminal_is_refused(runtime: Runtime, bundle: Bu
     result = runtime("create", "--bundle", str(bundle.path), "--console-socket", str(tmp_path / "x.sock"), unique_id())
     assert result.returncode == 1 and "process.terminal" in result.stderr
     assert runtime.ids() == []
+
+
+def test_foreground_run_relays_a_terminal(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    """`run` without --detach of a terminal container: ociish takes the pty master itself."""
+    bundle.config["process"]["terminal"] = True
+    bundle.shell("tty; read line; echo got:$line; exit 3")
+    stdin = tmp_path / "stdin"
+    stdin.write_text("hello\n")
+    with stdin.open() as f:
+        result = runtime("run", "--bundle", str(bundle.path), unique_id(), stdin=f)
+    assert result.returncode == 3
+    assert "/dev/pts/0" in result.stdout and "got:hello" in result.stdout
+    assert runtime.ids() == []

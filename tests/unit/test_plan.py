@@ -22,7 +22,9 @@ def plan(config: dict[str, Any], **options: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def config() -> dict[str, Any]:
-    return copy.deepcopy(default_config())
+    config = copy.deepcopy(default_config())
+    config["process"]["terminal"] = False
+    return config
 
 
 def test_default_config_plan(config: dict[str, Any]) -> None:
