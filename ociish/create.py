@@ -175,7 +175,8 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
 
 
 class _Creation:
-    """One create in progress: what has been set up, so that rollback undoes exactly that."""
+    """One create in progress: serves the init's requests (a StageZero) and knows what has
+    been set up, so that rollback undoes exactly that."""
 
     def __init__(self, store: StateStore, record: dict[str, Any], cgroup: Any, config: dict[str, Any],
                  plan: dict[str, Any], rlimits: list[tuple[int, int, int, str]]) -> None:
@@ -209,10 +210,7 @@ class _Creation:
                 if key in fds:
                     os.close(fds[key])
         try:
-            self.conversation = Conversation(
-                chan, self.init, write_usermap=self._write_usermap, on_pid=self._on_pid,
-                run_runtime_hooks=self._run_runtime_hooks, rlimits=self.rlimits, warn=log.warning,
-                on_created=self._on_created)
+            self.conversation = Conversation(chan, self.init, self)
             try:
                 self.conversation.run()
             except OciishError as e:
@@ -222,7 +220,7 @@ class _Creation:
         finally:
             chan.close()
 
-    def _write_usermap(self, pid: int) -> None:
+    def write_usermap(self, pid: int) -> None:
         linux = self.config.get("linux") or {}
         for kind in ("uid", "gid"):
             lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(f"{kind}Mappings") or [])
@@ -232,12 +230,12 @@ class _Creation:
             except OSError as e:
                 raise ConfigError(f"config.json: linux.{kind}Mappings: the kernel refused the mapping: {e.strerror}") from None
 
-    def _on_pid(self, init: InitProcess) -> None:
+    def on_pid(self, init: InitProcess) -> None:
         self.record["pid"] = init.pid
         self.record["init_start"] = init.start_time
         self.store.write(self.id, self.record)
 
-    def _run_runtime_hooks(self, init: InitProcess) -> None:
+    def run_runtime_hooks(self, init: InitProcess) -> None:
         from ociish.hooks import run_hooks
 
         hooks = self.config.get("hooks") or {}
@@ -246,10 +244,13 @@ class _Creation:
         for kind in ("prestart", "createRuntime"):
             run_hooks(kind, hooks.get(kind) or [], state, self.record["bundle"])
 
-    def _on_created(self, init: InitProcess) -> None:
+    def on_created(self, init: InitProcess) -> None:
         self.record["status"] = "created"
         self.record["created"] = rfc3339_now()
         self.store.write(self.id, self.record)
+
+    def warn(self, message: str) -> None:
+        log.warning(message)
 
     def rollback(self) -> None:
         """Undo a failed create: processes, cgroups, state; poststop if hooks had begun."""

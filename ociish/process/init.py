@@ -82,33 +82,29 @@ def _join_namespaces(plan: dict[str, Any]) -> None:
     global _step
     deferred = []
     for kind, path, flag in plan["ns_paths"]:
-        if kind == "user":
-            continue
-        _step = f"linux.namespaces ({kind} {path})"
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            L.setns(fd, flag)
-        except PermissionError:
-            deferred.append((kind, path, flag))
-        finally:
-            os.close(fd)
+        if kind != "user":
+            _step = f"linux.namespaces ({kind} {path})"
+            try:
+                _setns(path, flag)
+            except PermissionError:
+                deferred.append((kind, path, flag))
     for kind, path, flag in plan["ns_paths"]:
         if kind == "user":
             _step = f"linux.namespaces (user {path})"
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                L.setns(fd, flag)
-            finally:
-                os.close(fd)
+            _setns(path, flag)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
     for kind, path, flag in deferred:
         _step = f"linux.namespaces ({kind} {path})"
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            L.setns(fd, flag)
-        finally:
-            os.close(fd)
+        _setns(path, flag)
+
+
+def _setns(path: str, flag: int) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        L.setns(fd, flag)
+    finally:
+        os.close(fd)
 
 
 def _init(plan: dict[str, Any], chan: Channel) -> NoReturn:
@@ -134,6 +130,9 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
                 raise
     proc = plan["process"]
     procfs = L.private_procfs()  # of the new pid namespace: used for sysctl and the fifo reopen
+    # hooks get the pid "as seen by the host" (runtime.md State): until pivot_root, /proc
+    # is still the host's procfs, where "self" names us by our host pid
+    plan["host_pid"] = int(os.readlink("/proc/self"))
     _step = "root.path"
     if plan["mount_ns"]:
         root_fd = setup.prepare_root(plan["rootfs"], plan["root_propagation"])
@@ -203,7 +202,8 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
         credentials.chown_stdio(proc["uid"], proc["gid"])
     for warning in credentials.become_user(proc, plan["setgroups_allowed"]):
         chan.send("warn", warning)
-    os.umask(proc["umask"])
+    if proc["umask"] is not None:
+        os.umask(proc["umask"])
     _step = "process.args"
     plan["executable"] = credentials.find_executable(proc["args"][0], proc["env"])
     plan["procfs"] = procfs
@@ -218,7 +218,7 @@ def _run_hooks(plan: dict[str, Any], kind: str, status: str) -> None:
     global _step
     if plan["hooks"].get(kind):
         _step = f"hooks.{kind}"
-        state = dict(plan["state"], status=status, pid=os.getpid())
+        state = dict(plan["state"], status=status, pid=plan["host_pid"])
         hooks.run_hooks(kind, plan["hooks"][kind], json.dumps(state).encode(), plan["bundle"] if status == "creating" else "/")
 
 

@@ -20,7 +20,7 @@ import resource
 import select
 import signal
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ociish.errors import ConfigError, OciishError
 from ociish.linux import libc as L
@@ -117,21 +117,25 @@ def _plan_memfd(plan: dict[str, Any]) -> int:
     return fd
 
 
-class Conversation:
-    """Answers the init's requests; callbacks do the work that needs stage 0's context."""
+class StageZero(Protocol):
+    """What `create` does when the init asks (see the module docstring)."""
 
-    def __init__(self, chan: Channel, init: InitProcess, *, write_usermap: Callable[[int], None],
-                 on_pid: Callable[[InitProcess], None], run_runtime_hooks: Callable[[InitProcess], None],
-                 rlimits: list[tuple[int, int, int, str]], warn: Callable[[str], None],
-                 on_created: Callable[[InitProcess], None]) -> None:
+    rlimits: list[tuple[int, int, int, str]]
+
+    def write_usermap(self, bootstrap_pid: int) -> None: ...
+    def on_pid(self, init: InitProcess) -> None: ...
+    def run_runtime_hooks(self, init: InitProcess) -> None: ...
+    def warn(self, message: str) -> None: ...
+    def on_created(self, init: InitProcess) -> None: ...
+
+
+class Conversation:
+    """Serves the init's requests with a StageZero until the init is created."""
+
+    def __init__(self, chan: Channel, init: InitProcess, host: StageZero) -> None:
         self.chan = chan
         self.init = init
-        self.write_usermap = write_usermap
-        self.on_pid = on_pid
-        self.run_runtime_hooks = run_runtime_hooks
-        self.rlimits = rlimits
-        self.warn = warn
-        self.on_created = on_created
+        self.host = host
         self.hooks_started = False
 
     def run(self) -> None:
@@ -145,21 +149,21 @@ class Conversation:
             if kind == "error":
                 raise OciishError(message[1])
             if kind == "usermap":
-                self.write_usermap(self.init.bootstrap_pid)
+                self.host.write_usermap(self.init.bootstrap_pid)
                 self.chan.send("ok")
             elif kind == "pid":
                 self._got_pid(message[1])
             elif kind == "hooks":
                 self.hooks_started = True
-                self.run_runtime_hooks(self.init)
+                self.host.run_runtime_hooks(self.init)
                 self.chan.send("ok")
             elif kind == "ready":
                 self._set_rlimits()
                 self.chan.send("ok")
             elif kind == "warn":
-                self.warn(message[1])
+                self.host.warn(message[1])
             elif kind == "created":
-                self.on_created(self.init)
+                self.host.on_created(self.init)
                 self.chan.send("ok")
                 return
 
@@ -172,11 +176,11 @@ class Conversation:
         init.bootstrap_pid = 0
         if os.waitstatus_to_exitcode(status) != 0:
             raise OciishError("container bootstrap failed")
-        self.on_pid(init)
+        self.host.on_pid(init)
 
     def _set_rlimits(self) -> None:
         """From outside the container: the init may be in a user namespace (DESIGN §1.3)."""
-        for index, (number, soft, hard, kind) in enumerate(self.rlimits):
+        for index, (number, soft, hard, kind) in enumerate(self.host.rlimits):
             try:
                 resource.prlimit(self.init.pid, number, (soft, hard))
             except (OSError, ValueError) as e:
