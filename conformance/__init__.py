@@ -1,0 +1,1 @@
+"""Runtime-agnostic OCI runtime-spec v1.3.0 conformance suite (see README.md)."""
