@@ -189,36 +189,31 @@ def start(store: StateStore, container_id: str) -> None:
             os.close(fifo)
             raise WrongState(f"cannot start container {container_id!r}: its init has exited") from None
         try:
-            _release(fifo, pidfd, container)
+            failure = _release(fifo, pidfd, container)
         finally:
             os.close(fifo)
             os.close(pidfd)
             os.unlink(fifo_path)
-        poststart = (container.record.get("hooks") or {}).get("poststart") or []
-        if poststart:
-            _run_poststart(container, poststart)
-
-
-def _run_poststart(container: Container, hooks: list[dict[str, Any]]) -> None:
-    """runtime.md: a failing poststart hook is an error, and the container is stopped
-    (delete then runs poststop)."""
-    from ociish.hooks import HookError, run_hooks
-
-    try:
-        run_hooks("poststart", hooks, container.hook_state("running"))
-    except HookError:
         try:
-            container.signal_init(signal.SIGKILL)
-        except WrongState:
-            pass
-        container.wait_stopped()
-        raise
+            if failure:
+                raise OciishError(f"container {container_id!r} did not start: {failure}")
+            poststart = (container.record.get("hooks") or {}).get("poststart") or []
+            if poststart:
+                from ociish.hooks import run_hooks
+
+                run_hooks("poststart", poststart, container.hook_state("running"))
+        except OciishError:
+            # runtime.md lifecycle: a start that fails stops and destroys the container
+            # (steps 12 and 13: undo create, run poststop)
+            container.destroy(container.status())
+            store.remove_lock(container_id)
+            raise
 
 
-def _release(fifo: int, pidfd: int, container: Container) -> None:
+def _release(fifo: int, pidfd: int, container: Container) -> str:
     """Read the init's byte from exec.fifo, then wait for the execve to close the fifo.
 
-    Anything the init writes after its byte is the reason the process never ran.
+    Returns what the init wrote after its byte: the reason the process never ran.
     """
     poller = select.poll()
     poller.register(fifo, select.POLLIN)
@@ -244,8 +239,7 @@ def _release(fifo: int, pidfd: int, container: Container) -> None:
             raise WrongState(f"cannot start container {container.id!r}: its init exited")
         elif pidfd in events:
             poller.unregister(pidfd)
-    if reason:
-        raise OciishError(f"container {container.id!r} did not start: {reason.decode(errors='replace')}")
+    return reason.decode(errors="replace")
 
 
 def delete(store: StateStore, container_id: str, force: bool) -> None:

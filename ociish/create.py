@@ -187,13 +187,12 @@ class _Creation:
         self.plan = plan
         self.rlimits = rlimits
         self.init: InitProcess | None = None
-        self.conversation: Conversation | None = None
+        self.hooks_reached = False  # from here on a failure runs the poststop hooks (runtime.md step 12)
         self.id = record["id"]
 
     def run(self, console_socket: str | None, preserve_fds: int) -> None:
         floor = 3 + preserve_fds
         self.cgroup.create()
-        self.cgroup.apply((self.config.get("linux") or {}).get("resources") or {})
         fifo_path = self.store.path(self.id, FIFO_NAME)
         os.mkfifo(fifo_path, 0o622)
         os.chmod(fifo_path, 0o622)
@@ -210,9 +209,8 @@ class _Creation:
                 if key in fds:
                     os.close(fds[key])
         try:
-            self.conversation = Conversation(chan, self.init, self)
             try:
-                self.conversation.run()
+                Conversation(chan, self.init, self).run()
             except OciishError as e:
                 if self.cgroup.oom_killed():
                     raise OciishError(f"{e.message}: container init was OOM-killed (memory limit too low?)") from None
@@ -235,7 +233,12 @@ class _Creation:
         self.record["init_start"] = init.start_time
         self.store.write(self.id, self.record)
 
-    def run_runtime_hooks(self, init: InitProcess) -> None:
+    def at_hooks_point(self, init: InitProcess) -> None:
+        """The init waits with its mounts and /dev done (runc's procHooks): apply the limits
+        now (after the init's own setup forks and mknods, so even pids.limit 0 or a device
+        deny-all cannot break it), then run the runtime-namespace hooks."""
+        self.hooks_reached = True
+        self.cgroup.apply((self.config.get("linux") or {}).get("resources") or {})
         from ociish.hooks import run_hooks
 
         hooks = self.config.get("hooks") or {}
@@ -260,7 +263,7 @@ class _Creation:
             self.cgroup.destroy()
         except Exception as e:  # noqa: BLE001 - report, but finish the cleanup
             log.warning(f"cleanup after failed create: {e}")
-        if self.conversation is not None and self.conversation.hooks_started:
+        if self.hooks_reached:
             from ociish.container import run_hooks_warning_only
 
             state = orjson.dumps({"ociVersion": OCI_VERSION, "id": self.id, "status": "stopped", "pid": 0,

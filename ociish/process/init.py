@@ -155,10 +155,9 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
         setup.readonly_paths(root_fd, plan["readonly_paths"])
         _step = "linux.maskedPaths"
         setup.mask_paths(root_fd, plan["masked_paths"])
-        if plan["runtime_hooks"]:
-            _step = "hooks"
-            chan.send("hooks")
-            chan.expect("ok")
+        _step = "hooks"
+        chan.send("hooks")
+        chan.expect("ok")
         _run_hooks(plan, "createContainer", "creating")
         _step = "pivot_root"
         if plan["no_pivot"]:
@@ -174,9 +173,8 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
     else:
         peer = -1
         _step = "hooks"
-        if plan["runtime_hooks"]:
-            chan.send("hooks")
-            chan.expect("ok")
+        chan.send("hooks")
+        chan.expect("ok")
         _run_hooks(plan, "createContainer", "creating")
         os.chroot(plan["rootfs"])
         os.chdir("/")

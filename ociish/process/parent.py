@@ -4,7 +4,8 @@ The conversation (see process/init.py for the other side)::
 
     stage 1 → usermap        parent writes uid_map/gid_map     → ok
     stage 1 → pid N          init's host pid; stage 1 exits
-    init    → hooks          parent runs prestart, createRuntime → ok
+    init    → hooks          mounts and /dev are done: parent applies the cgroup limits,
+                             runs prestart and createRuntime hooks → ok
     init    → ready          parent sets rlimits with prlimit   → ok
     init    → warn MSG       logged as a warning
     init    → created        parent persists "created"           → ok
@@ -124,7 +125,7 @@ class StageZero(Protocol):
 
     def write_usermap(self, bootstrap_pid: int) -> None: ...
     def on_pid(self, init: InitProcess) -> None: ...
-    def run_runtime_hooks(self, init: InitProcess) -> None: ...
+    def at_hooks_point(self, init: InitProcess) -> None: ...
     def warn(self, message: str) -> None: ...
     def on_created(self, init: InitProcess) -> None: ...
 
@@ -136,7 +137,6 @@ class Conversation:
         self.chan = chan
         self.init = init
         self.host = host
-        self.hooks_started = False
 
     def run(self) -> None:
         """Serve messages until "created"; raise OciishError on any failure of the init."""
@@ -154,8 +154,7 @@ class Conversation:
             elif kind == "pid":
                 self._got_pid(message[1])
             elif kind == "hooks":
-                self.hooks_started = True
-                self.host.run_runtime_hooks(self.init)
+                self.host.at_hooks_point(self.init)
                 self.chan.send("ok")
             elif kind == "ready":
                 self._set_rlimits()

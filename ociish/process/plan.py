@@ -138,10 +138,10 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         unshare_flags |= NAMESPACE_FLAGS[kind]
     ns_paths = [(kind, path, NAMESPACE_FLAGS[kind]) for kind, path in ns.items() if path is not None]
 
-    if config.get("hostname") is not None and "uts" not in new:
-        raise ConfigError("config.json: hostname: setting it needs a new uts namespace (linux.namespaces)")
-    if config.get("domainname") is not None and "uts" not in new:
-        raise ConfigError("config.json: domainname: setting it needs a new uts namespace (linux.namespaces)")
+    for field in ("hostname", "domainname"):
+        if config.get(field) is not None and "uts" not in ns:
+            raise ConfigError(f"config.json: {field}: setting it needs a uts namespace of the container's own "
+                              "(linux.namespaces), not the runtime's")
     if linux.get("timeOffsets") and "time" not in new:
         raise ConfigError("config.json: linux.timeOffsets: needs a new time namespace (linux.namespaces)")
     if ("uidMappings" in linux or "gidMappings" in linux) and not new_userns:
@@ -163,7 +163,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
     dev_from_host = any(m["bind"] and m["destination"] == "/dev" for m in mounts)
     devices = [] if dev_from_host else [
         {"path": path, "type": "c", "major": major, "minor": minor, "mode": 0o666, "uid": 0, "gid": 0,
-         "host_path": path, "where": "linux.devices"} for path, major, minor in DEFAULT_DEVICES]
+         "host_path": path, "where": "linux.devices", "configured": False} for path, major, minor in DEFAULT_DEVICES]
     for index, dev in enumerate(linux.get("devices") or []):
         devices = [d for d in devices if d["path"] != clean(dev["path"])]
         devices.append(_device_entry(dev, index))
@@ -176,7 +176,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "uid": user.get("uid", 0),
         "gid": user.get("gid", 0),
         "additional_gids": list(user.get("additionalGids") or []),
-        "umask": user.get("umask", 0o022),
+        "umask": user.get("umask"),  # unset: keep the caller's (config.md)
         "terminal": terminal,
         "console_size": _console_size(proc) if terminal else None,
         "no_new_privileges": bool(proc.get("noNewPrivileges")),
@@ -220,7 +220,6 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "personality": None if personality is None else _personality(personality),
         "process": process_plan,
         "hooks": {kind: hooks.get(kind) or [] for kind in ("createContainer", "startContainer")},
-        "runtime_hooks": bool(hooks.get("prestart") or hooks.get("createRuntime")),
         "state": {"ociVersion": OCI_VERSION, "id": container_id, "bundle": bundle,
                   "annotations": config.get("annotations") or {}},
         "no_pivot": bool(options.get("no_pivot")),
@@ -273,6 +272,7 @@ def _device_entry(dev: dict[str, Any], index: int) -> dict[str, Any]:
         "gid": dev.get("gid", 0),
         "host_path": dev["path"],
         "where": where,
+        "configured": True,
     }
 
 

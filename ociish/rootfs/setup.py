@@ -30,19 +30,20 @@ class SetupError(Exception):
 def prepare_root(rootfs: str, root_propagation: int) -> int:
     """Isolate the mount tree and return an O_PATH fd of the rootfs bind mount."""
     L.mount(None, "/", None, root_propagation | L.MS_REC)
-    L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC)
     _make_parent_private(rootfs)
+    L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC)
     return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def _make_parent_private(rootfs: str) -> None:
-    """pivot_root refuses a shared parent mount (rootfsPropagation "shared" leaves one)."""
+    """The mount holding the rootfs (the rootfs itself if it is a mount point) must not
+    be shared: pivot_root refuses it, and the self-bind must not propagate out."""
     best = "/"
-    parent = os.path.dirname(rootfs.rstrip("/")) or "/"
+    target = rootfs.rstrip("/") or "/"
     with open("/proc/self/mountinfo") as f:
         for line in f:
             point = line.split()[4].replace("\\040", " ")
-            if (parent == point or parent.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+            if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
                 best = point
     L.mount(None, best, None, L.MS_PRIVATE)
 
@@ -173,12 +174,8 @@ def create_devices(root_fd: int, devices: list[dict[str, Any]], bind_from_host: 
         parent_path, name = path.rsplit("/", 1)
         parent = safepath.mkdir_all(root_fd, parent_path or "/")
         try:
-            try:
-                os.unlink(name, dir_fd=parent)
-            except FileNotFoundError:
-                pass
-            except IsADirectoryError:
-                raise SetupError(f"{dev['where']}.path: {path} is a directory in the rootfs") from None
+            if _keep_existing(parent, name, dev):
+                continue
             if bind_from_host:
                 os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
                 node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
@@ -193,6 +190,27 @@ def create_devices(root_fd: int, devices: list[dict[str, Any]], bind_from_host: 
                 os.chown(name, dev["uid"], dev["gid"], dir_fd=parent, follow_symlinks=False)
         finally:
             os.close(parent)
+
+
+def _keep_existing(parent: int, name: str, dev: dict[str, Any]) -> bool:
+    """What already sits at a device's path: the same device is kept; anything else is
+    replaced for a default device and refused for a configured one (config-linux.md)."""
+    try:
+        st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev["type"]]
+    same = stat.S_IFMT(st.st_mode) == kind and (kind == stat.S_IFIFO or st.st_rdev == os.makedev(dev["major"], dev["minor"]))
+    if same:
+        os.chmod(name, dev["mode"], dir_fd=parent, follow_symlinks=False)
+        os.chown(name, dev["uid"], dev["gid"], dir_fd=parent, follow_symlinks=False)
+        return True
+    if dev["configured"]:
+        raise SetupError(f"{dev['where']}.path: {dev['path']} already exists in the rootfs and is not that device")
+    if stat.S_ISDIR(st.st_mode):
+        raise SetupError(f"{dev['where']}.path: {dev['path']} is a directory in the rootfs")
+    os.unlink(name, dir_fd=parent)
+    return False
 
 
 def create_dev_symlinks(root_fd: int, links: list[tuple[str, str]]) -> None:
@@ -267,11 +285,17 @@ def readonly_paths(root_fd: int, paths: list[str]) -> None:
 
 def pivot(root_fd: int) -> None:
     """pivot_root into the rootfs and detach the old root (the host) from the namespace."""
-    os.fchdir(root_fd)
-    L.pivot_root(".", ".")
-    # the old root is now stacked on "."; make sure the detach does not propagate to the host
-    L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
-    L.umount2(".", L.MNT_DETACH)
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(root_fd)
+        L.pivot_root(".", ".")
+        # the old root is stacked on the new one; the kernel does not promise what "." is
+        # now, so step onto the old root explicitly, and keep the detach from propagating
+        os.fchdir(old_root)
+        L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+        L.umount2(".", L.MNT_DETACH)
+    finally:
+        os.close(old_root)
     os.chdir("/")
 
 

@@ -36,12 +36,12 @@ def test_default_config_plan(config: dict[str, Any]) -> None:
                                                   "/dev/urandom", "/dev/tty"]
     assert p["mounts"][0]["destination"] == "/proc" and p["mounts"][-1]["cgroup"]
     assert p["root_propagation"] == L.MS_SLAVE and p["rootfs_propagation"] == 0
-    assert p["process"]["umask"] == 0o022 and p["process"]["caps"]["bounding"]
+    assert p["process"]["umask"] is None and p["process"]["caps"]["bounding"]  # unset: the caller's umask
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("hostname", "h", "hostname: setting it needs a new uts namespace"),
-    ("domainname", "d", "domainname: setting it needs a new uts namespace"),
+    ("hostname", "h", "hostname: setting it needs a uts namespace of the container.s own"),
+    ("domainname", "d", "domainname: setting it needs a uts namespace of the container.s own"),
 ])
 def test_uts_fields_need_a_uts_namespace(config: dict[str, Any], field: str, value: str, message: str) -> None:
     config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "uts"]
@@ -109,7 +109,7 @@ def test_configured_device_replaces_a_default_one(config: dict[str, Any]) -> Non
     devices = plan(config)["devices"]
     assert [d for d in devices if d["path"] == "/dev/null"] == [
         {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "mode": 0o600, "uid": 5, "gid": 0,
-         "host_path": "/dev/null", "where": "linux.devices[0]"}]
+         "host_path": "/dev/null", "where": "linux.devices[0]", "configured": True}]
 
 
 def test_namespace_path_of_the_wrong_type(config: dict[str, Any]) -> None:
