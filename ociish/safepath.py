@@ -42,8 +42,15 @@ def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH, *, follow: boo
     return L.openat2(root_fd, clean(path), flags, IN_ROOT, mode)
 
 
-def mkdir_all(root_fd: int, path: str, mode: int = 0o755) -> int:
-    """Create ``path`` and its missing parents inside the root; O_PATH fd of the directory."""
+MAX_SYMLINKS = 40  # as the kernel's own lookup limit
+
+
+def mkdir_all(root_fd: int, path: str, mode: int = 0o755, _links: int = 0) -> int:
+    """Create ``path`` and its missing parents inside the root; O_PATH fd of the directory.
+
+    A dangling symlink on the way (images ship e.g. ``/var/run -> /run`` before /run
+    exists) gets its target created, inside the root, as runc does.
+    """
     parts = [p for p in clean(path).split("/") if p]
     current = os.dup(root_fd)
     done: list[str] = []
@@ -57,7 +64,7 @@ def mkdir_all(root_fd: int, path: str, mode: int = 0o755) -> int:
                 try:
                     os.mkdir(part, mode, dir_fd=current)
                 except FileExistsError:
-                    pass  # created concurrently, or a dangling symlink: the reopen decides
+                    _create_link_target(root_fd, current, done, _links, directory=True)
                 nxt = L.openat2(root_fd, prefix, os.O_PATH | os.O_DIRECTORY, IN_ROOT)
             os.close(current)
             current = nxt
@@ -67,7 +74,23 @@ def mkdir_all(root_fd: int, path: str, mode: int = 0o755) -> int:
         raise
 
 
-def ensure_file(root_fd: int, path: str, mode: int = 0o644) -> int:
+def _create_link_target(root_fd: int, parent_fd: int, done: list[str], links: int, *, directory: bool) -> None:
+    """``done[-1]`` exists in ``parent_fd`` but does not resolve: if it is a dangling
+    symlink, create what it points to (resolved inside the root)."""
+    try:
+        target = os.readlink(done[-1], dir_fd=parent_fd)
+    except OSError:
+        return  # not a symlink (created concurrently): the caller's reopen decides
+    if links >= MAX_SYMLINKS:
+        raise OSError(errno.ELOOP, "too many levels of symbolic links", "/" + "/".join(done))
+    resolved = target if target.startswith("/") else "/".join(["", *done[:-1], target])
+    if directory:
+        os.close(mkdir_all(root_fd, resolved, _links=links + 1))
+    else:
+        os.close(ensure_file(root_fd, resolved, _links=links + 1))
+
+
+def ensure_file(root_fd: int, path: str, mode: int = 0o644, _links: int = 0) -> int:
     """O_PATH fd of a non-directory at ``path`` inside the root, creating an empty file if missing."""
     cleaned = clean(path)
     parent, name = cleaned.rsplit("/", 1)
@@ -82,7 +105,7 @@ def ensure_file(root_fd: int, path: str, mode: int = 0o644) -> int:
         try:
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=parent_fd))
         except FileExistsError:
-            pass
+            _create_link_target(root_fd, parent_fd, [p for p in cleaned.split("/") if p], _links, directory=False)
     finally:
         os.close(parent_fd)
     return open_in_root(root_fd, cleaned)

@@ -142,6 +142,8 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
         _step = "linux.devices"
         setup.create_devices(root_fd, plan["devices"], plan["bind_devices"])
         setup.create_dev_symlinks(root_fd, plan["dev_symlinks"])
+        _step = "process.cwd"
+        os.close(safepath.mkdir_all(root_fd, proc["cwd"]))  # created if missing, as runc does
         peer = -1
         if proc["terminal"]:
             _step = "process.terminal"

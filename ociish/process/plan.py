@@ -216,7 +216,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "rootfs_propagation": (ROOTFS_PROPAGATION[propagation] | L.MS_REC) if propagation else 0,
         "hostname": config.get("hostname"),
         "domainname": config.get("domainname"),
-        "sysctl": dict(linux.get("sysctl") or {}),
+        "sysctl": checked_sysctls(linux.get("sysctl") or {}, ns),
         "personality": None if personality is None else _personality(personality),
         "process": process_plan,
         "hooks": {kind: hooks.get(kind) or [] for kind in ("createContainer", "startContainer")},
@@ -276,8 +276,14 @@ def _device_entry(dev: dict[str, Any], index: int) -> dict[str, Any]:
     }
 
 
-def capability_sets(spec: dict[str, list[str]], warnings: list[str]) -> dict[str, int]:
-    """Bit masks the init applies; what cannot be granted becomes a warning (config.md)."""
+def capability_sets(spec: dict[str, list[str]], warnings: list[str], available: int | None = None) -> dict[str, int]:
+    """Bit masks the init applies; what cannot be granted becomes a warning (config.md).
+
+    ``available`` is the runtime's own bounding set (read from /proc/self/status when not
+    given): no process can hand out a capability it cannot have itself.
+    """
+    if available is None:
+        available = own_bounding_set()
     masks = {}
     for name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
         mask, unknown = C.cap_mask(list(spec.get(name) or []))
@@ -285,19 +291,62 @@ def capability_sets(spec: dict[str, list[str]], warnings: list[str]) -> dict[str
             warnings.append(f"process.capabilities.{name}: unknown capability {cap!r} ignored")
         masks[name] = mask
     dropped = {
-        "effective": masks["effective"] & ~masks["permitted"],
-        "inheritable": masks["inheritable"] & ~masks["bounding"],
-        "ambient": masks["ambient"] & ~(masks["permitted"] & masks["inheritable"] & masks["bounding"]),
+        "bounding": masks["bounding"] & ~available,
+        "effective": masks["effective"] & ~(masks["permitted"] & available),
+        "permitted": masks["permitted"] & ~available,
+        "inheritable": masks["inheritable"] & ~(masks["bounding"] & available),
+        "ambient": masks["ambient"] & ~(masks["permitted"] & masks["inheritable"] & masks["bounding"] & available),
     }
+    reasons = {"bounding": "the runtime does not hold it", "permitted": "the runtime does not hold it",
+               "effective": "not permitted", "inheritable": "not in the bounding set",
+               "ambient": "not both permitted and inheritable"}
     for name, bits in dropped.items():
         if bits:
             names = ", ".join(C.CAPABILITIES[n] for n in range(len(C.CAPABILITIES)) if bits >> n & 1)
-            reason = {"effective": "not permitted", "inheritable": "not in the bounding set",
-                      "ambient": "not both permitted and inheritable"}[name]
-            warnings.append(f"process.capabilities.{name}: {names} cannot be granted ({reason})")
+            warnings.append(f"process.capabilities.{name}: {names} cannot be granted ({reasons[name]})")
             masks[name] &= ~bits
     masks["last"] = C.last_cap()
     return masks
+
+
+def own_bounding_set() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    return (1 << (C.last_cap() + 1)) - 1
+
+
+# Sysctls a namespace isolates (the kernel's per-namespace tables); anything else is global.
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def _sysctl_namespace(key: str) -> str | None:
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        return "ipc"
+    if key.startswith("net."):
+        return "network"
+    if key == "kernel.domainname":
+        return "uts"
+    return None
+
+
+def checked_sysctls(sysctl: dict[str, str], ns: dict[str, str | None]) -> dict[str, str]:
+    """Only keys isolated by a namespace of the container's own: any other write would
+    change the host's kernel (runc refuses them the same way)."""
+    result = {}
+    for raw_key, value in sysctl.items():
+        key = raw_key.replace("/", ".")
+        kind = _sysctl_namespace(key)
+        if kind is None:
+            raise ConfigError(f"config.json: linux.sysctl[{raw_key!r}]: not isolated by any namespace; "
+                              "setting it would change the host")
+        if kind not in ns:
+            raise ConfigError(f"config.json: linux.sysctl[{raw_key!r}]: needs a {kind} namespace of the "
+                              "container's own (linux.namespaces), or it would change the host")
+        result[key] = value
+    return result
 
 
 def _console_size(proc: dict[str, Any]) -> tuple[int, int] | None:

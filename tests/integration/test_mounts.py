@@ -354,9 +354,6 @@ def test_symlinked_mount_destination_stays_inside_the_rootfs(runtime: Runtime, b
     assert (twin / "x").is_dir() and list((twin / "x").iterdir()) == []
 
 
-@pytest.mark.xfail(reason="BUG: safepath.mkdir_all/ensure_file do not create the target of a dangling in-rootfs "
-                          "symlink (create fails 'open: No such file or directory'); runc creates it inside the rootfs",
-                   strict=True)
 @pytest.mark.parametrize("kind", ["file", "directory"])
 def test_mount_through_a_dangling_symlink_creates_its_target_inside(runtime: Runtime, bundle: Bundle, tmp_path: Path,
                                                                     kind: str) -> None:

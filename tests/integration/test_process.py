@@ -156,9 +156,6 @@ def test_unknown_capability_is_a_warning(runtime: Runtime, bundle: Bundle) -> No
     assert "warning" in result.stderr and "CAP_NOT_A_CAPABILITY" in result.stderr
 
 
-@pytest.mark.xfail(reason="BUG: a capability the runtime itself lacks (CAP_SYS_RESOURCE here) makes create fail "
-                          "with 'process.user: capset: Operation not permitted'; config.md: MUST warn, SHOULD NOT fail",
-                   strict=True)
 def test_capability_the_runtime_lacks_is_a_warning(runtime: Runtime, bundle: Bundle) -> None:
     if has_capability(CAP["CAP_SYS_RESOURCE"]):
         pytest.skip("the runtime holds CAP_SYS_RESOURCE here, so it can be granted")
@@ -244,8 +241,6 @@ def test_unknown_sysctl_fails_cleanly(runtime: Runtime, bundle: Bundle) -> None:
     expect_create_failure(runtime, bundle, "linux.sysctl", "net.ipv4.no_such_knob")
 
 
-@pytest.mark.xfail(reason="BUG (security): a sysctl not isolated by the container's namespaces is written to the "
-                          "host kernel; runc refuses it ('not in a separate kernel namespace')", strict=True)
 @pytest.mark.parametrize("key, unshared", [("kernel.printk_ratelimit", None), ("net.ipv4.tcp_keepalive_probes", "network")])
 def test_sysctl_outside_the_containers_namespaces_is_refused(runtime: Runtime, bundle: Bundle, key: str,
                                                               unshared: str | None) -> None:
@@ -327,3 +322,9 @@ def test_preserve_fds_passes_fd_3(runtime: Runtime, bundle: Bundle, tmp_path: Pa
     result = run_with_fd3(runtime, bundle, extra, "--preserve-fds", "1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "1", "2", "3", "passed"]
+
+
+def test_missing_cwd_is_created_inside_the_rootfs(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.config["process"]["cwd"] = "/work/dir"
+    assert output_of(runtime, bundle, "pwd").strip() == "/work/dir"
+    assert (bundle.rootfs / "work" / "dir").is_dir()

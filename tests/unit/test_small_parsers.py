@@ -63,7 +63,7 @@ def test_capabilities_that_cannot_be_granted_become_warnings() -> None:
         "effective": ["CAP_KILL", "CAP_CHOWN"],
         "inheritable": ["CAP_KILL", "CAP_SYS_ADMIN"],
         "ambient": ["CAP_KILL", "CAP_NET_RAW", "CAP_BOGUS"],
-    }, warnings)
+    }, warnings, available=(1 << 41) - 1)
     kill, chown = 1 << CAP_NUMBERS["CAP_KILL"], 1 << CAP_NUMBERS["CAP_CHOWN"]
     assert sets["bounding"] == kill | chown
     assert sets["effective"] == kill and sets["permitted"] == kill
@@ -78,3 +78,26 @@ def test_capabilities_that_cannot_be_granted_become_warnings() -> None:
 ])
 def test_clean_never_climbs_above_root(path: str, expected: str) -> None:
     assert clean(path) == expected
+
+
+def test_capabilities_the_runtime_lacks_are_dropped_with_a_warning() -> None:
+    warnings: list[str] = []
+    kill, resource = 1 << CAP_NUMBERS["CAP_KILL"], 1 << CAP_NUMBERS["CAP_SYS_RESOURCE"]
+    sets = capability_sets({name: ["CAP_KILL", "CAP_SYS_RESOURCE"] for name in ("bounding", "effective", "permitted")},
+                           warnings, available=kill)
+    assert (sets["bounding"], sets["effective"], sets["permitted"]) == (kill, kill, kill)
+    assert any("CAP_SYS_RESOURCE cannot be granted (the runtime does not hold it)" in w for w in warnings)
+    assert not resource & sets["bounding"]
+
+
+def test_sysctls_must_be_isolated_by_a_namespace_of_the_container() -> None:
+    from ociish.errors import ConfigError
+    from ociish.process.plan import checked_sysctls
+
+    ns = {"network": None, "ipc": "/proc/1/ns/ipc"}
+    assert checked_sysctls({"net.ipv4.ip_forward": "1", "kernel/shmmax": "1", "fs.mqueue.msg_max": "5"}, ns) == {
+        "net.ipv4.ip_forward": "1", "kernel.shmmax": "1", "fs.mqueue.msg_max": "5"}
+    with pytest.raises(ConfigError, match="not isolated by any namespace"):
+        checked_sysctls({"kernel.printk_ratelimit": "7"}, ns)
+    with pytest.raises(ConfigError, match="needs a uts namespace"):
+        checked_sysctls({"kernel.domainname": "x"}, ns)
