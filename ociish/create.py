@@ -66,13 +66,14 @@ def _sweep_inherited_fds(preserve_fds: int) -> None:
     close_range_cloexec(3 + preserve_fds)
 
 
-def _connect_console(path: str) -> int:
+def _connect(path: str, what: str) -> int:
+    """A unix stream socket connected to ``path``, for the init to send an fd over."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError as e:
         sock.close()
-        raise OciishError(f"--console-socket {path}: cannot connect: {e.strerror}") from None
+        raise OciishError(f"{what} {path}: cannot connect: {e.strerror}") from None
     return sock.detach()
 
 
@@ -142,6 +143,8 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
             raise OciishError(f"container {container_id!r} already exists")
         for warning in plan.pop("warnings"):
             log.warning(warning)
+        if plan["seccomp"] and plan["seccomp"]["skipped"]:
+            log.debug(f"linux.seccomp: not known on this architecture, skipped: {', '.join(plan['seccomp']['skipped'])}")
         hooks = config.get("hooks") or {}
         cgroup.claim_missing()  # recorded before anything exists: see the module docstring
         record: dict[str, Any] = {
@@ -200,8 +203,9 @@ class _Creation:
         fds["fifo"] = _above(os.open(fifo_path, os.O_PATH | os.O_CLOEXEC), floor)
         inherit = [fds["fifo"], *range(3, floor)]
         if console_socket:
-            fds["console"] = _above(_connect_console(console_socket), floor)
+            fds["console"] = _above(_connect(console_socket, "--console-socket"), floor)
             inherit.append(fds["console"])
+
         try:
             chan, self.init = spawn(self.plan, inherit_fds=inherit, cgroup_join=self.cgroup.join)
         finally:
@@ -251,6 +255,19 @@ class _Creation:
         self.record["status"] = "created"
         self.record["created"] = rfc3339_now()
         self.store.write(self.id, self.record)
+
+    def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None:
+        """Send the notify fd with the ContainerProcessState (config-linux.md) to listenerPath."""
+        spec = (self.config.get("linux") or {})["seccomp"]
+        state = {"ociVersion": OCI_VERSION, "id": self.id, "status": "creating", "pid": init.pid,
+                 "bundle": self.record["bundle"], "annotations": self.record["annotations"]}
+        message = orjson.dumps({"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": init.pid,
+                                "metadata": spec.get("listenerMetadata", ""), "state": state})
+        sock = socket.socket(fileno=_connect(spec["listenerPath"], "linux.seccomp.listenerPath"))
+        try:
+            socket.send_fds(sock, [message], [listener_fd])
+        finally:
+            sock.close()
 
     def warn(self, message: str) -> None:
         log.warning(message)

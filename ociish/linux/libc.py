@@ -25,15 +25,16 @@ SYS_FSMOUNT = 432
 SYS_PIDFD_OPEN = 434
 SYS_CLOSE_RANGE = 436
 SYS_OPENAT2 = 437
+SYS_PIDFD_GETFD = 438
 SYS_MOUNT_SETATTR = 442
 
 # Architecture-specific numbers for calls without a usable libc wrapper.
 _ARCH_NR = {
-    "x86_64": {"pivot_root": 155, "keyctl": 250},
-    "aarch64": {"pivot_root": 41, "keyctl": 219},
-    "ppc64le": {"pivot_root": 203, "keyctl": 271},
-    "s390x": {"pivot_root": 217, "keyctl": 280},
-    "riscv64": {"pivot_root": 41, "keyctl": 219},
+    "x86_64": {"pivot_root": 155, "keyctl": 250, "seccomp": 317},
+    "aarch64": {"pivot_root": 41, "keyctl": 219, "seccomp": 277},
+    "ppc64le": {"pivot_root": 203, "keyctl": 271, "seccomp": 358},
+    "s390x": {"pivot_root": 217, "keyctl": 280, "seccomp": 348},
+    "riscv64": {"pivot_root": 41, "keyctl": 219, "seccomp": 277},
 }
 
 CLONE_NEWTIME = 0x00000080
@@ -242,6 +243,11 @@ def close_range_cloexec(first: int) -> None:
                     pass
 
 
+def pidfd_getfd(pidfd: int, target_fd: int) -> int:
+    """A duplicate of another process's fd (needs ptrace access to it)."""
+    return _check(_syscall(ctypes.c_long(SYS_PIDFD_GETFD), pidfd, target_fd, 0), "pidfd_getfd")
+
+
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
     _check(_syscall(ctypes.c_long(SYS_PIDFD_SEND_SIGNAL), pidfd, sig, None, 0), "pidfd_send_signal")
 
@@ -271,6 +277,21 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
 
 def personality(persona: int) -> None:
     _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+SECCOMP_SET_MODE_FILTER = 1
+
+
+def seccomp_load(program: bytes, flags: int) -> int:
+    """Install a compiled BPF filter; returns the listener fd with NEW_LISTENER, else 0."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+    return _check(_syscall(ctypes.c_long(_nr("seccomp")), SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags),
+                           ctypes.byref(prog)), "seccomp")
 
 
 class _Statfs(ctypes.Structure):

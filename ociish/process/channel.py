@@ -8,6 +8,7 @@ same interpreter, so it is safe here; JSON is kept for formats other programs re
 from __future__ import annotations
 
 import marshal
+import os
 import socket
 from typing import Any
 
@@ -29,10 +30,12 @@ class Channel:
         return Channel(parent.detach()), child.detach()
 
     def send(self, kind: str, *args: Any) -> None:
-        self.sock.send(marshal.dumps((kind, *args)))
+        # plain write(2)/read(2), not send/recv: once the init's seccomp filter is loaded,
+        # these are the calls every profile allows
+        os.write(self.sock.fileno(), marshal.dumps((kind, *args)))
 
     def recv(self) -> tuple[Any, ...]:
-        data = self.sock.recv(MAX_MESSAGE)
+        data = os.read(self.sock.fileno(), MAX_MESSAGE)
         if not data:
             raise ChannelClosed()
         return marshal.loads(data)

@@ -20,6 +20,7 @@ import json
 import marshal
 import os
 import signal
+import socket
 import sys
 from typing import Any, NoReturn
 
@@ -200,8 +201,13 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
     _step = "process.user"
     if proc["uid"] != 0:
         credentials.chown_stdio(proc["uid"], proc["gid"])
+    seccomp = plan["seccomp"]
+    if seccomp and not proc["no_new_privileges"]:
+        _load_seccomp(plan, chan)  # without no_new_privs it needs CAP_SYS_ADMIN: before the drop
     for warning in credentials.become_user(proc, plan["setgroups_allowed"]):
         chan.send("warn", warning)
+    if seccomp and proc["no_new_privileges"] and seccomp["listener"]:
+        _load_seccomp(plan, chan)  # stage 0 must still be there to pass the listener on
     if proc["umask"] is not None:
         os.umask(proc["umask"])
     _step = "process.args"
@@ -212,6 +218,20 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
         chan.expect("ok")
     finally:
         chan.close()
+
+
+def _load_seccomp(plan: dict[str, Any], chan: Channel | None) -> None:
+    """Install the filter stage 0 compiled.  A notify listener fd is fetched by stage 0
+    itself (pidfd_getfd), so the profile need not allow anything but read and write."""
+    global _step
+    _step = "linux.seccomp"
+    seccomp = plan["seccomp"]
+    listener = L.seccomp_load(seccomp["bpf"], seccomp["flags"])
+    if seccomp["listener"] and chan is not None:
+        _step = "linux.seccomp.listenerPath"
+        chan.send("seccomp", listener)
+        chan.expect("ok")
+        os.close(listener)
 
 
 def _run_hooks(plan: dict[str, Any], kind: str, status: str) -> None:
@@ -246,7 +266,11 @@ def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
                     pass
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
         L.close_range_cloexec(3 + plan["preserve_fds"])
-        os.execve(plan["executable"], proc["args"], _env_dict(proc["env"]))
+        env = _env_dict(proc["env"])
+        seccomp = plan["seccomp"]
+        if seccomp and proc["no_new_privileges"] and not seccomp["listener"]:
+            _load_seccomp(plan, None)  # the last step: only execve runs under the filter
+        os.execve(plan["executable"], proc["args"], env)
     except BaseException as e:  # noqa: BLE001 - tell `start` (or the container's stderr) why
         message = str(e) if isinstance(e, hooks.HookError) else f"exec {proc['args'][0]}: {_describe(e)}"
         try:

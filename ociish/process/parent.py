@@ -7,6 +7,8 @@ The conversation (see process/init.py for the other side)::
     init    → hooks          mounts and /dev are done: parent applies the cgroup limits,
                              runs prestart and createRuntime hooks → ok
     init    → ready          parent sets rlimits with prlimit   → ok
+    init    → seccomp FD     parent takes the notify listener (pidfd_getfd) and hands
+                             it to linux.seccomp.listenerPath  → ok
     init    → warn MSG       logged as a warning
     init    → created        parent persists "created"           → ok
     any     → error MSG      create fails with MSG and rolls back
@@ -128,6 +130,7 @@ class StageZero(Protocol):
     def at_hooks_point(self, init: InitProcess) -> None: ...
     def warn(self, message: str) -> None: ...
     def on_created(self, init: InitProcess) -> None: ...
+    def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None: ...
 
 
 class Conversation:
@@ -158,6 +161,13 @@ class Conversation:
                 self.chan.send("ok")
             elif kind == "ready":
                 self._set_rlimits()
+                self.chan.send("ok")
+            elif kind == "seccomp":
+                fd = L.pidfd_getfd(self.init.pidfd, message[1])
+                try:
+                    self.host.pass_seccomp_listener(self.init, fd)
+                finally:
+                    os.close(fd)
                 self.chan.send("ok")
             elif kind == "warn":
                 self.host.warn(message[1])

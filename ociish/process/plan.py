@@ -65,7 +65,6 @@ _NOT_SUPPORTED = (
     ("process", "scheduler"),
     ("process", "ioPriority"),
     ("process", "execCPUAffinity"),
-    ("linux", "seccomp"),
     ("linux", "intelRdt"),
     ("linux", "netDevices"),
     ("linux", "mountLabel"),
@@ -217,6 +216,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "hostname": config.get("hostname"),
         "domainname": config.get("domainname"),
         "sysctl": checked_sysctls(linux.get("sysctl") or {}, ns),
+        "seccomp": _seccomp(linux.get("seccomp")),
         "personality": None if personality is None else _personality(personality),
         "process": process_plan,
         "hooks": {kind: hooks.get(kind) or [] for kind in ("createContainer", "startContainer")},
@@ -347,6 +347,16 @@ def checked_sysctls(sysctl: dict[str, str], ns: dict[str, str | None]) -> dict[s
                               "container's own (linux.namespaces), or it would change the host")
         result[key] = value
     return result
+
+
+def _seccomp(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not spec:
+        return None
+    from ociish.security.seccomp import compile_filter
+
+    compiled = compile_filter(spec)
+    compiled["metadata"] = spec.get("listenerMetadata", "")
+    return compiled
 
 
 def _console_size(proc: dict[str, Any]) -> tuple[int, int] | None:

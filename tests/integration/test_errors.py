@@ -82,9 +82,9 @@ def test_missing_executable_is_a_create_error(runtime: Runtime, bundle: Bundle, 
 
 
 def test_unsupported_field_is_refused_not_ignored(runtime: Runtime, bundle: Bundle) -> None:
-    bundle.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    bundle.config["linux"]["intelRdt"] = {"closID": "guaranteed_group"}
     bundle.write()
-    assert_clean_failure(runtime, bundle, "not supported yet: linux.seccomp")
+    assert_clean_failure(runtime, bundle, "not supported yet: linux.intelRdt")
 
 
 def test_failure_inside_the_init_is_reported_and_rolled_back(runtime: Runtime, bundle: Bundle) -> None:

@@ -68,7 +68,7 @@ def test_terminal_and_console_socket_go_together(config: dict[str, Any]) -> None
 
 
 @pytest.mark.parametrize("section,field,value", [
-    ("linux", "seccomp", {"defaultAction": "SCMP_ACT_ALLOW"}),
+    ("linux", "memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0"}),
     ("process", "apparmorProfile", "p"),
     ("process", "scheduler", {"policy": "SCHED_OTHER"}),
     ("linux", "intelRdt", {"closID": "x"}),

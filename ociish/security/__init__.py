@@ -1,0 +1,1 @@
+"""What the container's process may do: seccomp filters and LSM labels."""

@@ -1,0 +1,115 @@
+"""linux.seccomp → a BPF program, compiled by libseccomp in `create` (stage 0).
+
+The init only loads the finished bytes with seccomp(2): it needs neither libseccomp nor
+any import after pivot_root.  Syscall names this architecture does not know are skipped,
+as runc does, so one profile serves every architecture.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any
+
+from ociish.errors import ConfigError, NotSupportedError
+
+FLAG_BITS = {  # SECCOMP_FILTER_FLAG_*
+    "SECCOMP_FILTER_FLAG_TSYNC": 1,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
+}
+FLAG_NEW_LISTENER = 8
+OPERATORS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
+             "SCMP_CMP_MASKED_EQ")
+ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
+           "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
+
+
+def _library() -> Any:
+    try:
+        import pyseccomp
+    except (ImportError, RuntimeError) as e:
+        raise NotSupportedError("linux.seccomp", f"libseccomp is not available: {e}") from None
+    return pyseccomp
+
+
+def _action(lib: Any, name: str, errno_ret: int | None, where: str) -> int:
+    if name == "SCMP_ACT_ERRNO":
+        return lib.ERRNO(errno.EPERM if errno_ret is None else errno_ret)
+    if name == "SCMP_ACT_TRACE":
+        return lib.TRACE(errno.EPERM if errno_ret is None else errno_ret)
+    if errno_ret is not None:
+        raise ConfigError(f"config.json: {where}: errnoRet is only for SCMP_ACT_ERRNO and SCMP_ACT_TRACE")
+    actions = {"SCMP_ACT_KILL": lib.KILL, "SCMP_ACT_KILL_THREAD": lib.KILL_THREAD,
+               "SCMP_ACT_KILL_PROCESS": lib.KILL_PROCESS, "SCMP_ACT_TRAP": lib.TRAP, "SCMP_ACT_ALLOW": lib.ALLOW,
+               "SCMP_ACT_LOG": lib.LOG, "SCMP_ACT_NOTIFY": lib.NOTIFY}
+    return actions[name]
+
+
+def _arch(lib: Any, name: str, index: int) -> int:
+    attribute = name.removeprefix("SCMP_ARCH_")
+    value = getattr(lib.Arch, attribute, None)
+    if not isinstance(value, int):
+        raise ConfigError(f"config.json: linux.seccomp.architectures[{index}]: {name!r} is not supported by libseccomp here")
+    return value
+
+
+def compile_filter(spec: dict[str, Any]) -> dict[str, Any]:
+    """{"bpf": bytes, "flags": int, "listener": bool, "skipped": [names]} for the init."""
+    lib = _library()
+    default = _action(lib, spec["defaultAction"], spec.get("defaultErrnoRet"), "linux.seccomp.defaultAction")
+    flt = lib.SyscallFilter(default)
+    for index, name in enumerate(spec.get("architectures") or []):
+        arch = _arch(lib, name, index)
+        if not flt.exist_arch(arch):
+            flt.add_arch(arch)
+    uses_notify = spec["defaultAction"] == "SCMP_ACT_NOTIFY"
+    skipped: list[str] = []
+    for index, rule in enumerate(spec.get("syscalls") or []):
+        where = f"linux.seccomp.syscalls[{index}]"
+        action = _action(lib, rule["action"], rule.get("errnoRet"), where)
+        uses_notify = uses_notify or rule["action"] == "SCMP_ACT_NOTIFY"
+        if action == default:
+            continue  # libseccomp refuses a rule that repeats the default action; it changes nothing
+        conditions = [lib.Arg(a["index"], OPERATORS.index(a["op"]) + 1, a["value"], a.get("valueTwo", 0))
+                      for a in rule.get("args") or []]
+        # conditions on distinct arguments must all hold; several on one argument are alternatives
+        indexes = [a["index"] for a in rule.get("args") or []]
+        groups = [conditions] if len(set(indexes)) == len(indexes) else [[c] for c in conditions]
+        for name in rule["names"]:
+            number = lib.resolve_syscall(lib.Arch.NATIVE, name)
+            if number < 0:
+                skipped.append(name)  # unknown on this architecture
+                continue
+            try:
+                for group in groups:
+                    _add_rule(flt, action, number, group)
+            except OSError as e:
+                raise ConfigError(f"config.json: {where}: libseccomp refused the rule for {name!r}: {e.strerror}") from None
+    flags = 0
+    for index, flag in enumerate(spec.get("flags") or []):
+        if flag not in FLAG_BITS:
+            raise NotSupportedError(f"linux.seccomp.flags[{index}]", repr(flag))
+        flags |= FLAG_BITS[flag]
+    if uses_notify:
+        if not spec.get("listenerPath"):
+            raise ConfigError("config.json: linux.seccomp.listenerPath: required when an action is SCMP_ACT_NOTIFY")
+        flags |= FLAG_NEW_LISTENER
+    return {"bpf": _export(flt), "flags": flags, "listener": uses_notify, "skipped": skipped}
+
+
+def _add_rule(flt: Any, action: int, number: int, conditions: list[Any]) -> None:
+    try:
+        flt.add_rule(action, number, *conditions)
+    except OSError as e:
+        if e.errno != errno.EEXIST:  # the same rule twice (podman's profile has some): already in
+            raise
+
+
+def _export(flt: Any) -> bytes:
+    fd = os.memfd_create("ociish-seccomp", os.MFD_CLOEXEC)
+    with os.fdopen(fd, "w+b") as f:
+        flt.export_bpf(f)
+        f.seek(0)
+        return f.read()

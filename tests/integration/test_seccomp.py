@@ -1,0 +1,108 @@
+"""linux.seccomp, compiled by libseccomp in create and enforced on the container's process."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Bundle, Runtime, run_output, unique_id
+
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "samples"
+
+
+def with_profile(bundle: Bundle, profile: dict[str, Any], script: str) -> Bundle:
+    bundle.config["linux"]["seccomp"] = profile
+    return bundle.shell(script)
+
+
+def test_blocked_syscall_returns_the_configured_errno(runtime: Runtime, bundle: Bundle) -> None:
+    with_profile(bundle, {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+        {"names": ["unshare", "no_such_syscall_anywhere"], "action": "SCMP_ACT_ERRNO"},
+    ]}, "grep Seccomp: /proc/self/status; mkdir /tmp/x; unshare -r true; echo done")
+    result = run_output(runtime, bundle)
+    assert "Seccomp:\t2" in result.stdout and "done" in result.stdout
+    assert "Permission denied" in result.stderr  # errnoRet 13 = EACCES
+    assert "Operation not permitted" in result.stderr  # SCMP_ACT_ERRNO without errnoRet = EPERM
+    assert not (bundle.rootfs / "tmp" / "x").exists()
+
+
+def test_kill_action_kills_the_process(runtime: Runtime, bundle: Bundle) -> None:
+    with_profile(bundle, {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS"}]}, "exec mkdir /tmp/x")
+    result = run_output(runtime, bundle, check=False)
+    assert result.returncode == 128 + 31  # SIGSYS
+
+
+def test_argument_conditions(runtime: Runtime, bundle: Bundle) -> None:
+    """kill(2) is refused only for signal 10 (SIGUSR1): an EQ condition on argument 1."""
+    with_profile(bundle, {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]}]},
+        "trap '' USR1 HUP; kill -USR1 $$ && echo usr1-sent; kill -HUP $$ && echo hup-sent; echo done")
+    result = run_output(runtime, bundle)
+    assert "usr1-sent" not in result.stdout and "hup-sent" in result.stdout
+
+
+def test_default_errno_with_an_allow_list(runtime: Runtime, bundle: Bundle) -> None:
+    """defaultAction ERRNO + defaultErrnoRet: anything not allowed fails with that errno."""
+    allowed = ["read", "write", "exit", "exit_group", "execve", "brk", "mmap", "munmap", "mprotect", "arch_prctl",
+               "set_tid_address", "getpid", "getuid", "geteuid", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
+               "close", "fcntl", "ioctl", "openat", "newfstatat", "fstat", "lseek", "getppid", "uname", "getcwd",
+               "wait4", "prlimit64", "sigaltstack", "close_range", "dup2", "dup3", "readlink", "poll", "exit",
+               "futex", "clone", "clone3", "set_robust_list", "rseq", "getrandom", "stat", "lstat", "access",
+               "faccessat", "faccessat2", "statx", "getdents64", "chdir", "getpgrp", "setpgid", "getgid", "getegid"]
+    with_profile(bundle, {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+                          "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]},
+                 "echo started; hostname newname; echo rc=$?")
+    result = run_output(runtime, bundle)
+    assert "started" in result.stdout and "rc=1" in result.stdout
+
+
+@pytest.mark.skipif(not (SAMPLES / "config-podman.json").exists(), reason="podman's sample config is not beside the checkout")
+def test_podmans_default_profile_loads(runtime: Runtime, bundle: Bundle) -> None:
+    profile = json.loads((SAMPLES / "config-podman.json").read_text())["linux"]["seccomp"]
+    with_profile(bundle, profile, "grep Seccomp: /proc/self/status; ls / > /dev/null && echo works")
+    result = run_output(runtime, bundle)
+    assert "Seccomp:\t2" in result.stdout and "works" in result.stdout
+
+
+def test_notify_listener_receives_the_fd_and_the_process_state(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    sock_path = tmp_path / "seccomp.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(1)
+    received: dict[str, Any] = {}
+
+    def listen() -> None:
+        conn, _ = server.accept()
+        with conn:
+            payload, fds, _, _ = socket.recv_fds(conn, 65536, 1)
+        received["state"] = json.loads(payload)
+        received["fds"] = fds
+        for fd in fds:  # no supervisor: the notified syscall then fails (ENOSYS) instead of hanging
+            import os
+
+            os.close(fd)
+
+    thread = threading.Thread(target=listen)
+    thread.start()
+    try:
+        with_profile(bundle, {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(sock_path),
+                              "listenerMetadata": "hello-agent",
+                              "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]},
+                     "mkdir /tmp/x; echo done")
+        cid = unique_id()
+        result = runtime("run", "--bundle", str(bundle.path), cid)
+    finally:
+        thread.join(timeout=10)
+        server.close()
+    assert result.returncode == 0 and "done" in result.stdout
+    state = received["state"]
+    assert state["fds"] == ["seccompFd"] and state["metadata"] == "hello-agent"
+    assert state["state"]["id"] == cid and state["pid"] == state["state"]["pid"] > 0
+    assert len(received["fds"]) == 1
