@@ -30,11 +30,11 @@ SYS_MOUNT_SETATTR = 442
 
 # Architecture-specific numbers for calls without a usable libc wrapper.
 _ARCH_NR = {
-    "x86_64": {"pivot_root": 155, "keyctl": 250, "seccomp": 317},
-    "aarch64": {"pivot_root": 41, "keyctl": 219, "seccomp": 277},
-    "ppc64le": {"pivot_root": 203, "keyctl": 271, "seccomp": 358},
-    "s390x": {"pivot_root": 217, "keyctl": 280, "seccomp": 348},
-    "riscv64": {"pivot_root": 41, "keyctl": 219, "seccomp": 277},
+    "x86_64": {"pivot_root": 155, "keyctl": 250, "seccomp": 317, "ioprio_set": 251, "sched_setattr": 314},
+    "aarch64": {"pivot_root": 41, "keyctl": 219, "seccomp": 277, "ioprio_set": 30, "sched_setattr": 274},
+    "ppc64le": {"pivot_root": 203, "keyctl": 271, "seccomp": 358, "ioprio_set": 273, "sched_setattr": 355},
+    "s390x": {"pivot_root": 217, "keyctl": 280, "seccomp": 348, "ioprio_set": 282, "sched_setattr": 345},
+    "riscv64": {"pivot_root": 41, "keyctl": 219, "seccomp": 277, "ioprio_set": 30, "sched_setattr": 274},
 }
 
 CLONE_NEWTIME = 0x00000080
@@ -277,6 +277,26 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
 
 def personality(persona: int) -> None:
     _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
+
+
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_CLASS_SHIFT = 13
+
+
+def ioprio_set(io_class: int, level: int) -> None:
+    value = (io_class << IOPRIO_CLASS_SHIFT) | level
+    _check(_syscall(ctypes.c_long(_nr("ioprio_set")), IOPRIO_WHO_PROCESS, 0, value), "ioprio_set")
+
+
+class _SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32), ("flags", ctypes.c_uint64),
+                ("nice", ctypes.c_int32), ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+                ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64)]
+
+
+def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int, period: int) -> None:
+    attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
+    _check(_syscall(ctypes.c_long(_nr("sched_setattr")), 0, ctypes.byref(attr), 0), "sched_setattr")
 
 
 class _SockFprog(ctypes.Structure):

@@ -193,6 +193,12 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
     if plan["personality"] is not None:
         _step = "linux.personality"
         L.personality(plan["personality"])
+    if plan["scheduler"] is not None:
+        _step = "process.scheduler"
+        L.sched_setattr(*plan["scheduler"])
+    if plan["io_priority"] is not None:
+        _step = "process.ioPriority"
+        L.ioprio_set(*plan["io_priority"])
     if proc["no_new_privileges"]:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
     _step = "process.rlimits"
@@ -256,6 +262,8 @@ def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
         fifo = os.open(f"self/fd/{plan['fds']['fifo']}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=plan["procfs"])
         os.write(fifo, b"0")
         os.close(plan["fds"]["fifo"])
+        if plan["lsm_exec"]:
+            _write_exec_label(plan["procfs"], *plan["lsm_exec"])
         os.close(plan["procfs"])
         _run_hooks(plan, "startContainer", "created")
         for sig in range(1, signal.NSIG):
@@ -278,6 +286,19 @@ def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
         except OSError:
             pass
     os._exit(127)
+
+
+def _write_exec_label(procfs: int, attr: str, value: str) -> None:
+    """Label the next execve (AppArmor profile or SELinux context) through the private
+    procfs, checked to really be procfs (CVE-2019-16884 class)."""
+    fd = L.openat2(procfs, f"thread-self/attr/{attr}", os.O_WRONLY,
+                   L.RESOLVE_BENEATH | L.RESOLVE_NO_XDEV)
+    try:
+        if L.fstatfs_type(fd) != L.PROC_SUPER_MAGIC:
+            raise OSError(errno.EXDEV, "not a procfs file", attr)
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
 def _exit_on_termination_signals() -> None:

@@ -60,14 +60,8 @@ PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 # Fields this runtime does not implement yet: refused, never silently ignored.
 _NOT_SUPPORTED = (
-    ("process", "apparmorProfile"),
-    ("process", "selinuxLabel"),
-    ("process", "scheduler"),
-    ("process", "ioPriority"),
-    ("process", "execCPUAffinity"),
     ("linux", "intelRdt"),
     ("linux", "netDevices"),
-    ("linux", "mountLabel"),
     ("linux", "memoryPolicy"),
 )
 
@@ -218,6 +212,9 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "sysctl": checked_sysctls(linux.get("sysctl") or {}, ns),
         "seccomp": _seccomp(linux.get("seccomp")),
         "personality": None if personality is None else _personality(personality),
+        "scheduler": _scheduler(proc.get("scheduler")),
+        "io_priority": _io_priority(proc.get("ioPriority")),
+        "lsm_exec": lsm_exec_label(proc, linux),
         "process": process_plan,
         "hooks": {kind: hooks.get(kind) or [] for kind in ("createContainer", "startContainer")},
         "state": {"ociVersion": OCI_VERSION, "id": container_id, "bundle": bundle,
@@ -372,6 +369,54 @@ def _time_offsets(offsets: dict[str, dict[str, int]]) -> str:
             raise ConfigError(f"config.json: linux.timeOffsets.{clock}: only monotonic and boottime can be offset")
         lines.append(f"{clocks[clock]} {value.get('secs', 0)} {value.get('nanosecs', 0)}\n")
     return "".join(lines)
+
+
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
+                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
+               "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+
+def _scheduler(spec: dict[str, Any] | None) -> tuple[int, ...] | None:
+    """sched_setattr(2) arguments: (policy, flags, nice, priority, runtime, deadline, period)."""
+    if not spec:
+        return None
+    flags = 0
+    for flag in spec.get("flags") or []:
+        flags |= SCHED_FLAGS[flag]
+    return (SCHED_POLICIES[spec["policy"]], flags, spec.get("nice", 0), spec.get("priority", 0),
+            spec.get("runtime", 0), spec.get("deadline", 0), spec.get("period", 0))
+
+
+def _io_priority(spec: dict[str, Any] | None) -> tuple[int, int] | None:
+    return None if not spec else (IO_CLASSES[spec["class"]], spec["priority"])
+
+
+def lsm_exec_label(proc: dict[str, Any], linux: dict[str, Any]) -> tuple[str, str] | None:
+    """(procfs attr file, value) that labels the process at execve, or None.
+
+    A label for an LSM the host does not run is an error, never silently dropped."""
+    profile, label = proc.get("apparmorProfile"), proc.get("selinuxLabel")
+    if profile and label:
+        raise ConfigError("config.json: process.apparmorProfile and process.selinuxLabel: only one LSM can label the process")
+    if linux.get("mountLabel") and not os.path.isdir("/sys/fs/selinux"):
+        raise ConfigError("config.json: linux.mountLabel: SELinux is not enabled on this host")
+    if profile:
+        try:
+            with open("/sys/module/apparmor/parameters/enabled") as f:
+                enabled = f.read().strip() == "Y"
+        except OSError:
+            enabled = False
+        if not enabled:
+            raise ConfigError(f"config.json: process.apparmorProfile: {profile!r} asked, but AppArmor is not enabled on this host")
+        return "apparmor/exec", f"exec {profile}"
+    if label:
+        if not os.path.isdir("/sys/fs/selinux"):
+            raise ConfigError(f"config.json: process.selinuxLabel: {label!r} asked, but SELinux is not enabled on this host")
+        return "exec", label
+    return None
 
 
 def _personality(personality: dict[str, Any]) -> int:

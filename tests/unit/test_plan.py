@@ -69,8 +69,7 @@ def test_terminal_and_console_socket_go_together(config: dict[str, Any]) -> None
 
 @pytest.mark.parametrize("section,field,value", [
     ("linux", "memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0"}),
-    ("process", "apparmorProfile", "p"),
-    ("process", "scheduler", {"policy": "SCHED_OTHER"}),
+    ("linux", "netDevices", {"eth0": {}}),
     ("linux", "intelRdt", {"closID": "x"}),
 ])
 def test_unimplemented_fields_are_refused(config: dict[str, Any], section: str, field: str, value: Any) -> None:
@@ -142,3 +141,22 @@ def test_plan_is_marshalable(config: dict[str, Any]) -> None:
     p = plan(config)
     assert marshal.loads(marshal.dumps(p)) == p
     assert os.getpid() == p["parent_pid"]
+
+
+def test_lsm_labels_for_an_absent_lsm_are_errors(config: dict[str, Any]) -> None:
+    if os.path.exists("/sys/module/apparmor/parameters/enabled") or os.path.isdir("/sys/fs/selinux"):
+        pytest.skip("this host runs an LSM")
+    config["process"]["apparmorProfile"] = "docker-default"
+    with pytest.raises(ConfigError, match="AppArmor is not enabled on this host"):
+        plan(config)
+    del config["process"]["apparmorProfile"]
+    config["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0"
+    with pytest.raises(ConfigError, match="SELinux is not enabled on this host"):
+        plan(config)
+
+
+def test_scheduler_and_io_priority(config: dict[str, Any]) -> None:
+    config["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]}
+    config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 7}
+    p = plan(config)
+    assert p["scheduler"] == (3, 1, 5, 0, 0, 0, 0) and p["io_priority"] == (3, 7)
