@@ -166,6 +166,12 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     )
 
 
+def set_process_name(name: str) -> None:
+    """What ps and /proc/PID/comm show (15 bytes at most)."""
+    raw = ctypes.create_string_buffer(name.encode()[:15])
+    _check(_libc.prctl(PR_SET_NAME, raw, 0, 0, 0), "prctl")
+
+
 def sethostname(name: str) -> None:
     raw = name.encode()
     _check(_libc.sethostname(raw, len(raw)), "sethostname")

@@ -48,6 +48,7 @@ def bootstrap() -> NoReturn:
 
 def _bootstrap(plan: dict[str, Any], chan: Channel) -> None:
     global _step
+    L.set_process_name("ociish-init")
     L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != plan["parent_pid"]:
         raise ChannelClosed()  # create died before we could ask to die with it
