@@ -137,7 +137,7 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
     plan["host_pid"] = int(os.readlink("/proc/self"))
     _step = "root.path"
     if plan["mount_ns"]:
-        root_fd = setup.prepare_root(plan["rootfs"], plan["root_propagation"])
+        root_fd = setup.prepare_root(plan["rootfs"])
         for index, m in enumerate(plan["mounts"]):
             _step = f"mounts[{index}] ({m['destination']})"
             setup.do_mount(root_fd, m, f"mounts[{index}]")

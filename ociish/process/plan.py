@@ -55,7 +55,7 @@ ROOTFS_PROPAGATION = {
     "slave": L.MS_SLAVE,
     "unbindable": L.MS_UNBINDABLE,
 }
-ROOTFS_PROPAGATION.update({"r" + name: flag for name, flag in list(ROOTFS_PROPAGATION.items())})
+ROOTFS_PROPAGATION.update({"r" + name: flag | L.MS_REC for name, flag in list(ROOTFS_PROPAGATION.items())})
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 # Fields this runtime does not implement yet: refused, never silently ignored.
@@ -204,9 +204,9 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "dev_symlinks": list(DEV_SYMLINKS),
         "masked_paths": list(linux.get("maskedPaths") or []),
         "readonly_paths": list(linux.get("readonlyPaths") or []),
-        # "/" becomes a slave of the host unless asked otherwise, so nothing leaks back
-        "root_propagation": ROOTFS_PROPAGATION.get(propagation, L.MS_SLAVE),
-        "rootfs_propagation": (ROOTFS_PROPAGATION[propagation] | L.MS_REC) if propagation else 0,
+        # applied as given (recursive only for the r-forms) to the new root after pivot_root;
+        # during setup the tree is always a recursive slave of the host, so nothing leaks back
+        "rootfs_propagation": ROOTFS_PROPAGATION[propagation] if propagation else 0,
         "hostname": config.get("hostname"),
         "domainname": config.get("domainname"),
         "sysctl": checked_sysctls(linux.get("sysctl") or {}, ns),

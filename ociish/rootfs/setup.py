@@ -27,17 +27,18 @@ class SetupError(Exception):
     """A setup step failed; the message names the config.json field."""
 
 
-def prepare_root(rootfs: str, root_propagation: int) -> int:
+def prepare_root(rootfs: str) -> int:
     """Isolate the mount tree and return an O_PATH fd of the rootfs bind mount."""
-    L.mount(None, "/", None, root_propagation | L.MS_REC)
-    _make_parent_private(rootfs)
+    L.mount(None, "/", None, L.MS_SLAVE | L.MS_REC)
+    _make_parent_slave(rootfs)
     L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC)
     return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def _make_parent_private(rootfs: str) -> None:
+def _make_parent_slave(rootfs: str) -> None:
     """The mount holding the rootfs (the rootfs itself if it is a mount point) must not
-    be shared: pivot_root refuses it, and the self-bind must not propagate out."""
+    be shared: pivot_root refuses it, and the self-bind must not propagate out.  A slave
+    (not private) keeps receiving from the host, so rootfsPropagation "slave" holds."""
     best = "/"
     target = rootfs.rstrip("/") or "/"
     with open("/proc/self/mountinfo") as f:
@@ -45,7 +46,7 @@ def _make_parent_private(rootfs: str) -> None:
             point = line.split()[4].replace("\\040", " ")
             if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
                 best = point
-    L.mount(None, best, None, L.MS_PRIVATE)
+    L.mount(None, best, None, L.MS_SLAVE)
 
 
 def do_mount(root_fd: int, m: dict[str, Any], where: str) -> None:
