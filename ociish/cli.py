@@ -16,7 +16,7 @@ from ociish import OCI_VERSION, __version__
 from ociish.errors import OciishError
 
 DEFAULT_ROOT = "/run/ociish"
-NOT_YET = ("exec", "pause", "resume", "update", "ps", "events", "checkpoint", "restore", "features")
+NOT_YET = ("exec", "checkpoint", "restore", "features")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ociish", description="An OCI runtime-spec container runtime.")
     p.add_argument("--version", "-v", action="store_true", help="print the version")
-    p.add_argument("--root", default=None, help=f"state root (default {DEFAULT_ROOT})")
+    p.add_argument("--root", default=None, help=f"state root (default {DEFAULT_ROOT}; $XDG_RUNTIME_DIR/ociish rootless)")
     p.add_argument("--log", default=None, help="log file (JSON lines with --log-format json)")
     p.add_argument("--log-format", default="text", choices=("text", "json"))
     p.add_argument("--debug", action="store_true", help="debug logging; tracebacks for internal errors")
@@ -63,11 +63,26 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list containers")
     ls.add_argument("--format", "-f", default="table", choices=("table", "json"))
     ls.add_argument("--quiet", "-q", action="store_true")
-    sp = sub.add_parser("spec", help="write a default config.json")
+    sp = sub.add_parser("spec", help="write a config.json: the defaults, changed by the config options")
     sp.add_argument("--bundle", "-b", default=".")
     sp.add_argument("--rootless", action="store_true")
+    _config_flags(sp)
+    _bundle_parsers(sub.add_parser("bundle", help="make bundles from a shared base or an OCI image; export them"))
     v = sub.add_parser("validate", help="validate a bundle's config.json; print every error")
     v.add_argument("--bundle", "-b", default=".")
+    u = sub.add_parser("update", help="change the resource limits of a live container")
+    _update_flags(u)
+    u.add_argument("id")
+    for name, text in (("pause", "freeze every process of a container"), ("resume", "thaw a paused container")):
+        sub.add_parser(name, help=text).add_argument("id")
+    e = sub.add_parser("events", help="stream a container's stats and OOM events as JSON lines")
+    e.add_argument("--stats", action="store_true", help="print the stats once and exit")
+    e.add_argument("--interval", default="5s", help="stats interval, a duration such as 5s (default 5s)")
+    e.add_argument("id")
+    ps = sub.add_parser("ps", help="list the processes of a container (host pids)")
+    ps.add_argument("--format", "-f", default="table", choices=("table", "json"))
+    ps.add_argument("id")
+    ps.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-ARGS", help="for ps (default -ef)")
     for name in NOT_YET:
         n = sub.add_parser(name, help="(not supported yet)")
         n.add_argument("rest", nargs=argparse.REMAINDER)
@@ -82,6 +97,65 @@ def _creation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-new-keyring", action="store_true")
     p.add_argument("--preserve-fds", type=int, default=0)
     p.add_argument("--pidfd-socket", default=None, help=argparse.SUPPRESS)
+
+
+def _update_flags(p: argparse.ArgumentParser) -> None:
+    """runc's update flags; values stay strings until ociish.ops.update parses them."""
+    p.add_argument("--resources", "-r", default=None, metavar="FILE",
+                   help="a LinuxResources JSON file, '-' for stdin (instead of the flags)")
+    for flag in ("--memory", "--memory-reservation", "--memory-swap", "--kernel-memory", "--kernel-memory-tcp"):
+        p.add_argument(flag, default=None, metavar="BYTES", help="bytes, or a size such as 512m; -1 unlimited")
+    p.add_argument("--cpu-share", "--cpu-shares", dest="cpu_shares", default=None, metavar="N")
+    for flag in ("--cpu-quota", "--cpu-period", "--cpu-rt-runtime", "--cpu-rt-period", "--pids-limit",
+                 "--blkio-weight"):
+        p.add_argument(flag, default=None, metavar="N")
+    for flag in ("--cpuset-cpus", "--cpuset-mems"):
+        p.add_argument(flag, default=None, metavar="LIST")
+    for flag in ("--l3-cache-schema", "--mem-bw-schema"):
+        p.add_argument(flag, default=None, help=argparse.SUPPRESS)  # Intel RDT: refused with a clear error
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    """The config.json options of spec and bundle create/import (ociish.bundle.options applies them)."""
+    g = p.add_argument_group("config options")
+    g.add_argument("--env", "-e", action="append", default=[], metavar="NAME=VALUE", help="set a variable")
+    g.add_argument("--cwd", default=None, metavar="DIR", help="working directory (absolute)")
+    g.add_argument("--user", "-u", default=None, metavar="UID[:GID]")
+    g.add_argument("--hostname", default=None)
+    g.add_argument("--terminal", action=argparse.BooleanOptionalAction, default=None, help="process.terminal")
+    g.add_argument("--readonly", action=argparse.BooleanOptionalAction, default=None, help="root.readonly")
+    g.add_argument("--readonly-path", action="append", default=[], metavar="PATH",
+                   help="keep PATH read-only even in a writable rootfs")
+    g.add_argument("--mount", action="append", default=[], metavar="SRC:DST[:OPTS]",
+                   help="bind-mount a host path, e.g. /srv/data:/data:ro")
+    g.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]", help="a tmpfs, e.g. /tmp:size=64m")
+    g.add_argument("--memory", default=None, metavar="SIZE", help="memory limit, e.g. 256m")
+    g.add_argument("--cpus", type=float, default=None, metavar="N", help="CPU time in CPUs, e.g. 0.5")
+    g.add_argument("--pids-limit", type=int, default=None, metavar="N", help="at most N processes")
+    g.add_argument("--network", default=None, choices=("none", "host"), help="none: loopback only; host: share it")
+    g.add_argument("--namespaces", default=None, metavar="LIST",
+                   help="replace the namespaces: e.g. pid,ipc,uts,mount,net (TYPE=PATH joins one)")
+    g.add_argument("--args", nargs=argparse.REMAINDER, default=None, metavar="ARG",
+                   help="the command to run, with its arguments; must come last")
+
+
+def _bundle_parsers(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="bundle_command", metavar="ACTION", parser_class=_Parser, required=True)
+    c = actions.add_parser("create", help="a bundle that shares a base rootfs instead of copying it")
+    c.add_argument("name", metavar="NAME", help="the bundle directory to create")
+    c.add_argument("--base", required=True, metavar="ROOTFS", help="the shared base root filesystem")
+    c.add_argument("--overlay", action="store_true",
+                   help="give the container a writable layer of its own over the base (else root is read-only)")
+    _config_flags(c)
+    i = actions.add_parser("import", help="a bundle from an OCI image layout or archive (podman save --format oci-archive)")
+    i.add_argument("source", metavar="ARCHIVE_OR_LAYOUT")
+    i.add_argument("dest", metavar="DEST", help="the bundle directory to create")
+    i.add_argument("--ref", default=None, help="the image to take when the layout holds several")
+    _config_flags(i)
+    e = actions.add_parser("export", help="write a bundle as an OCI image archive (podman load reads it)")
+    e.add_argument("bundle_dir", metavar="BUNDLE")
+    e.add_argument("archive", metavar="ARCHIVE")
+    e.add_argument("--ref", default=None, help="the image name (default localhost/<bundle name>:latest)")
 
 
 def resolve_bundle(args: argparse.Namespace) -> tuple[str, str]:
@@ -107,7 +181,17 @@ def resolve_bundle(args: argparse.Namespace) -> tuple[str, str]:
 def _store(args: argparse.Namespace) -> Any:
     from ociish.state.store import StateStore
 
-    return StateStore(args.root or DEFAULT_ROOT)
+    return StateStore(args.root or default_root())
+
+
+def default_root() -> str:
+    """/run/ociish for root; $XDG_RUNTIME_DIR/ociish for an unprivileged user (rootless)."""
+    if os.geteuid() == 0:
+        return DEFAULT_ROOT
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if not runtime_dir:
+        raise OciishError("rootless: set XDG_RUNTIME_DIR (or pass --root) to say where container state lives")
+    return os.path.join(runtime_dir, "ociish")
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -192,9 +276,28 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
-    from ociish.spec.defaults import write_default_config
+    from ociish.bundle.config import ConfigBuilder
+    from ociish.bundle.options import apply
 
-    write_default_config(args.bundle, rootless=args.rootless)
+    apply(ConfigBuilder(rootless=args.rootless), args).write(args.bundle)
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from ociish.bundle.options import apply
+
+    if args.bundle_command == "create":
+        from ociish.bundle.bundle import create_from_base
+
+        create_from_base(args.name, args.base, overlay=args.overlay, customize=lambda b: apply(b, args))
+    elif args.bundle_command == "import":
+        from ociish.bundle.image import import_image
+
+        import_image(args.source, args.dest, ref=args.ref, customize=lambda b: apply(b, args))
+    else:
+        from ociish.bundle.image import export_image
+
+        export_image(args.bundle_dir, args.archive, ref=args.ref)
     return 0
 
 
@@ -206,13 +309,49 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_update(args: argparse.Namespace) -> int:
+    from ociish.ops.update import resources_from_args, update
+
+    update(_store(args), args.id, resources_from_args(args))
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    from ociish.ops.pause import pause
+
+    pause(_store(args), args.id)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from ociish.ops.pause import resume
+
+    resume(_store(args), args.id)
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from ociish.ops.events import events
+
+    return events(_store(args), args.id, stats_only=args.stats, interval=args.interval, out=sys.stdout)
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    from ociish.ops.ps import ps
+
+    sys.stdout.write(ps(_store(args), args.id, args.format, args.ps_args))
+    return 0
+
+
 def cmd_not_yet(args: argparse.Namespace) -> int:
     raise OciishError(f"{args.command}: not supported yet")
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state, "kill": cmd_kill,
-    "delete": cmd_delete, "list": cmd_list, "spec": cmd_spec, "validate": cmd_validate,
+    "delete": cmd_delete, "list": cmd_list, "spec": cmd_spec, "validate": cmd_validate, "update": cmd_update,
+    "pause": cmd_pause, "resume": cmd_resume, "events": cmd_events, "ps": cmd_ps,
+    "bundle": cmd_bundle,
     **{name: cmd_not_yet for name in NOT_YET},
 }
 

@@ -108,6 +108,22 @@ def _cgroup_mounts(dirs: dict[str, str]) -> list[tuple[str, str | None, str]]:
     return result
 
 
+def _run_id_helper(helper: str, pid: int, mappings: list[dict[str, int]]) -> None:
+    """newuidmap/newgidmap (shadow's setuid helpers, checked against /etc/subuid)."""
+    import shutil
+    import subprocess
+
+    path = shutil.which(helper) or shutil.which(helper, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    kind = helper[3:6]
+    if path is None:
+        raise ConfigError(f"config.json: linux.{kind}Mappings: mapping more than your own id needs {helper} "
+                          "(Debian package uidmap)")
+    args = [str(v) for m in mappings for v in (m["containerID"], m["hostID"], m["size"])]
+    result = subprocess.run([path, str(pid), *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ConfigError(f"config.json: linux.{kind}Mappings: {helper} refused: {result.stderr.strip()}")
+
+
 def write_pid_file(path: str, pid: int) -> None:
     """Decimal pid, no newline (what conmon and the shim read), replaced atomically."""
     path = os.path.abspath(path)
@@ -126,10 +142,13 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
     bundle = os.path.realpath(bundle)
     config, raw = load_config(bundle)
     rootfs = planner.rootfs_path(config, bundle)
-    from ociish.cgroups import CgroupManager
-
     linux = config.get("linux") or {}
-    cgroup = CgroupManager.for_container(container_id, linux.get("cgroupsPath") or None, systemd=systemd_cgroup)
+    if os.geteuid() != 0:
+        cgroup: Any = _NoCgroups()
+    else:
+        from ociish.cgroups import CgroupManager
+
+        cgroup = CgroupManager.for_container(container_id, linux.get("cgroupsPath") or None, systemd=systemd_cgroup)
     rlimits = planner.rlimits(config.get("process") or {})
     fds: dict[str, int] = {}
     plan = planner.build_plan(
@@ -175,6 +194,39 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
     if pid_file:
         write_pid_file(pid_file, record["pid"])
     return record["pid"]
+
+
+class _NoCgroups:
+    """A rootless container on cgroup v1 stays in its creator's cgroup: an unprivileged
+    user can create none.  Limits are refused with a clear message; device rules are moot,
+    since the user namespace already keeps the container from creating or opening
+    devices it was not given."""
+
+    dirs: dict[str, str] = {}
+
+    def claim_missing(self) -> None:
+        pass
+
+    def to_record(self) -> None:
+        return None
+
+    def create(self) -> None:
+        pass
+
+    def join(self, pid: int) -> None:
+        pass
+
+    def apply(self, resources: dict[str, Any]) -> None:
+        limited = sorted(key for key, value in resources.items() if value and key != "devices")
+        if limited:
+            raise ConfigError(f"config.json: linux.resources.{limited[0]}: a rootless container cannot set cgroup "
+                              "limits on this host (cgroup v1 cannot be delegated to an unprivileged user)")
+
+    def destroy(self) -> None:
+        pass
+
+    def oom_killed(self) -> bool:
+        return False
 
 
 class _Creation:
@@ -223,12 +275,22 @@ class _Creation:
             chan.close()
 
     def write_usermap(self, pid: int) -> None:
+        """Write the bootstrap's uid/gid maps: directly as root, or as an unprivileged user
+        for the single mapping of its own ids (after denying setgroups, as the kernel
+        requires), or through the setuid newuidmap/newgidmap helpers for anything wider."""
         linux = self.config.get("linux") or {}
-        for kind in ("uid", "gid"):
-            lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(f"{kind}Mappings") or [])
+        rootless = os.geteuid() != 0
+        for kind, own in (("uid", os.geteuid()), ("gid", os.getegid())):
+            mappings = linux.get(f"{kind}Mappings") or []
             try:
+                if rootless and not (len(mappings) == 1 and mappings[0]["hostID"] == own and mappings[0]["size"] == 1):
+                    _run_id_helper(f"new{kind}map", pid, mappings)
+                    continue
+                if rootless and kind == "gid":
+                    with open(f"/proc/{pid}/setgroups", "w") as f:
+                        f.write("deny")
                 with open(f"/proc/{pid}/{kind}_map", "w") as f:
-                    f.write(lines)
+                    f.write("".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings))
             except OSError as e:
                 raise ConfigError(f"config.json: linux.{kind}Mappings: the kernel refused the mapping: {e.strerror}") from None
 

@@ -61,8 +61,12 @@ def _bootstrap(plan: dict[str, Any], chan: Channel) -> None:
     if plan["new_userns"]:
         _step = "linux.namespaces (user)"
         L.unshare(L.CLONE_NEWUSER)
+        # an unprivileged create can only write our maps while we are dumpable (the
+        # /proc/PID files of a non-dumpable process belong to root); briefly, as runc does
+        L.prctl(L.PR_SET_DUMPABLE, 1)
         chan.send("usermap")
         chan.expect("ok")
+        L.prctl(L.PR_SET_DUMPABLE, 0)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     if plan["unshare_flags"]:
