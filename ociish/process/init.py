@@ -20,7 +20,6 @@ import json
 import marshal
 import os
 import signal
-import socket
 import sys
 from typing import Any, NoReturn
 
@@ -79,38 +78,41 @@ def _bootstrap(plan: dict[str, Any], chan: Channel) -> None:
     _step = "fork init"
     pid = os.fork()
     if pid == 0:
-        _init(plan, chan)
+        (_exec_child if plan["mode"] == "exec" else _init)(plan, chan)
     chan.send("pid", pid)
 
 
 def _join_namespaces(plan: dict[str, Any]) -> None:
-    """setns into configured paths: others, then the user namespace, then what needed it."""
+    """setns into configured paths: others, then the user namespace, then what needed it.
+
+    Every file is opened first: once the mount namespace is joined, /proc/PID paths
+    would resolve in the container's /proc."""
     global _step
-    deferred = []
-    for kind, path, flag in plan["ns_paths"]:
-        if kind != "user":
-            _step = f"linux.namespaces ({kind} {path})"
-            try:
-                _setns(path, flag)
-            except PermissionError:
-                deferred.append((kind, path, flag))
-    for kind, path, flag in plan["ns_paths"]:
-        if kind == "user":
-            _step = f"linux.namespaces (user {path})"
-            _setns(path, flag)
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
-    for kind, path, flag in deferred:
-        _step = f"linux.namespaces ({kind} {path})"
-        _setns(path, flag)
-
-
-def _setns(path: str, flag: int) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    opened = []
     try:
-        L.setns(fd, flag)
+        for kind, path, flag in plan["ns_paths"]:
+            _step = f"linux.namespaces ({kind} {path})"
+            opened.append((kind, path, flag, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+        deferred = []
+        for kind, path, flag, fd in opened:
+            if kind != "user":
+                _step = f"linux.namespaces ({kind} {path})"
+                try:
+                    L.setns(fd, flag)
+                except PermissionError:
+                    deferred.append((kind, path, flag, fd))
+        for kind, path, flag, fd in opened:
+            if kind == "user":
+                _step = f"linux.namespaces (user {path})"
+                L.setns(fd, flag)
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+        for kind, path, flag, fd in deferred:
+            _step = f"linux.namespaces ({kind} {path})"
+            L.setns(fd, flag)
     finally:
-        os.close(fd)
+        for *_, fd in opened:
+            os.close(fd)
 
 
 def _init(plan: dict[str, Any], chan: Channel) -> NoReturn:
@@ -124,6 +126,17 @@ def _init(plan: dict[str, Any], chan: Channel) -> NoReturn:
 
 
 def _setup(plan: dict[str, Any], chan: Channel) -> None:
+    _build_container(plan, chan)
+    _prepare_process(plan, chan)
+    chan.send("created")
+    try:
+        chan.expect("ok")
+    finally:
+        chan.close()
+
+
+def _build_container(plan: dict[str, Any], chan: Channel) -> None:
+    """Everything config.json says about the container: namespaces' contents, the rootfs."""
     global _step
     fds = plan["fds"]
     os.setsid()
@@ -198,6 +211,14 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
     if plan["personality"] is not None:
         _step = "linux.personality"
         L.personality(plan["personality"])
+    plan["procfs"] = procfs
+
+
+def _prepare_process(plan: dict[str, Any], chan: Channel) -> None:
+    """Everything `process` says, up to (not including) the execve; shared by the init and
+    by processes started with `exec`."""
+    global _step
+    proc = plan["process"]
     if plan["scheduler"] is not None:
         _step = "process.scheduler"
         L.sched_setattr(*plan["scheduler"])
@@ -223,12 +244,6 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
         os.umask(proc["umask"])
     _step = "process.args"
     plan["executable"] = credentials.find_executable(proc["args"][0], proc["env"])
-    plan["procfs"] = procfs
-    chan.send("created")
-    try:
-        chan.expect("ok")
-    finally:
-        chan.close()
 
 
 def _load_seccomp(plan: dict[str, Any], chan: Channel | None) -> None:
@@ -271,25 +286,70 @@ def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
             _write_exec_label(plan["procfs"], *plan["lsm_exec"])
         os.close(plan["procfs"])
         _run_hooks(plan, "startContainer", "created")
-        for sig in range(1, signal.NSIG):
-            if sig not in (signal.SIGKILL, signal.SIGSTOP):
-                try:
-                    signal.signal(sig, signal.SIG_DFL)
-                except (OSError, ValueError):
-                    pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        L.close_range_cloexec(3 + plan["preserve_fds"])
-        env = _env_dict(proc["env"])
-        seccomp = plan["seccomp"]
-        if seccomp and proc["no_new_privileges"] and not seccomp["listener"]:
-            _load_seccomp(plan, None)  # the last step: only execve runs under the filter
-        os.execve(plan["executable"], proc["args"], env)
+        _execve(plan)
     except BaseException as e:  # noqa: BLE001 - tell `start` (or the container's stderr) why
         message = str(e) if isinstance(e, hooks.HookError) else f"exec {proc['args'][0]}: {_describe(e)}"
         try:
             os.write(fifo if fifo >= 0 else 2, message.encode())
         except OSError:
             pass
+    os._exit(127)
+
+
+def _execve(plan: dict[str, Any]) -> NoReturn:
+    """Become process.args: default signal handling, only stdio and the preserved fds
+    left open, the late seccomp filter, then execve."""
+    proc = plan["process"]
+    for sig in range(1, signal.NSIG):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    L.close_range_cloexec(3 + plan["preserve_fds"])
+    env = _env_dict(proc["env"])
+    seccomp = plan["seccomp"]
+    if seccomp and proc["no_new_privileges"] and not seccomp["listener"]:
+        _load_seccomp(plan, None)  # the last step: only execve runs under the filter
+    os.execve(plan["executable"], proc["args"], env)
+
+
+def _exec_child(plan: dict[str, Any], chan: Channel) -> NoReturn:
+    """A process started by `exec`: already in every namespace of the container (stage 1
+    joined them), it sets up its terminal and credentials and execs.  `exec` learns that
+    the execve happened when the channel closes (close-on-exec), or gets the error."""
+    global _step
+    try:
+        proc = plan["process"]
+        peer = -1
+        if proc["terminal"]:
+            _step = "process.terminal"
+            os.setsid()
+            root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                master, peer = console.open_pty(root, proc["console_size"])
+            finally:
+                os.close(root)
+            console.send_master(plan["fds"]["console"], master)
+            os.close(master)
+        _lock_imports()
+        if peer >= 0:
+            console.make_controlling(peer)
+        _prepare_process(plan, chan)
+        if plan["lsm_exec"]:
+            procfs = L.private_procfs()
+            try:
+                _write_exec_label(procfs, *plan["lsm_exec"])
+            finally:
+                os.close(procfs)
+        if plan["cpu_affinity"]:
+            os.sched_setaffinity(0, plan["cpu_affinity"])
+        chan.send("created")
+        chan.expect("ok")
+        _execve(plan)
+    except BaseException as e:  # noqa: BLE001
+        _report(chan, e)
     os._exit(127)
 
 

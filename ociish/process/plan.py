@@ -161,31 +161,16 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         devices = [d for d in devices if d["path"] != clean(dev["path"])]
         devices.append(_device_entry(dev, index))
 
-    user = proc.get("user") or {}
-    process_plan = {
-        "args": list(proc.get("args") or []),
-        "env": list(proc.get("env") or []),
-        "cwd": proc.get("cwd") or "/",
-        "uid": user.get("uid", 0),
-        "gid": user.get("gid", 0),
-        "additional_gids": list(user.get("additionalGids") or []),
-        "umask": user.get("umask"),  # unset: keep the caller's (config.md)
-        "terminal": terminal,
-        "console_size": _console_size(proc) if terminal else None,
-        "no_new_privileges": bool(proc.get("noNewPrivileges")),
-        "caps": None,
-    }
-    if not process_plan["args"]:
-        raise ConfigError("config.json: process.args: at least one entry is required")
     warnings: list[str] = []
-    if "capabilities" in proc:
-        process_plan["caps"] = capability_sets(proc.get("capabilities") or {}, warnings)
+    process_plan = _process_plan(proc, terminal, warnings, "config.json")
 
     propagation = linux.get("rootfsPropagation")
     personality = linux.get("personality")
     hooks = config.get("hooks") or {}
     root = config.get("root") or {}
     plan = {
+        "mode": "create",
+        "cpu_affinity": None,  # execCPUAffinity is for exec'd processes, not the init (config.md)
         "parent_pid": os.getpid(),
         "id": container_id,
         "bundle": bundle,
@@ -213,9 +198,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "sysctl": checked_sysctls(linux.get("sysctl") or {}, ns),
         "seccomp": _seccomp(linux.get("seccomp")),
         "personality": None if personality is None else _personality(personality),
-        "scheduler": _scheduler(proc.get("scheduler")),
-        "io_priority": _io_priority(proc.get("ioPriority")),
-        "lsm_exec": lsm_exec_label(proc, linux),
+        **_process_settings(proc, linux),
         "process": process_plan,
         "hooks": {kind: hooks.get(kind) or [] for kind in ("createContainer", "startContainer")},
         "state": {"ociVersion": OCI_VERSION, "id": container_id, "bundle": bundle,
@@ -227,6 +210,89 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "warnings": warnings,
     }
     return plan
+
+
+def _process_plan(proc: dict[str, Any], terminal: bool, warnings: list[str], label: str) -> dict[str, Any]:
+    """What the init or an exec'd process applies to itself from a `process` object."""
+    user = proc.get("user") or {}
+    plan = {
+        "args": list(proc.get("args") or []),
+        "env": list(proc.get("env") or []),
+        "cwd": proc.get("cwd") or "/",
+        "uid": user.get("uid", 0),
+        "gid": user.get("gid", 0),
+        "additional_gids": list(user.get("additionalGids") or []),
+        "umask": user.get("umask"),  # unset: keep the caller's (config.md)
+        "terminal": terminal,
+        "console_size": _console_size(proc) if terminal else None,
+        "no_new_privileges": bool(proc.get("noNewPrivileges")),
+        "caps": None,
+    }
+    if not plan["args"]:
+        raise ConfigError(f"{label}: process.args: at least one entry is required")
+    if "capabilities" in proc:
+        plan["caps"] = capability_sets(proc.get("capabilities") or {}, warnings)
+    return plan
+
+
+def _process_settings(proc: dict[str, Any], linux: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "scheduler": _scheduler(proc.get("scheduler")),
+        "io_priority": _io_priority(proc.get("ioPriority")),
+        "lsm_exec": lsm_exec_label(proc, linux),
+    }
+
+
+NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts", "user": "user",
+            "cgroup": "cgroup", "time": "time"}
+
+
+def build_exec_plan(config: dict[str, Any], proc: dict[str, Any], *, container_id: str, init_pid: int,
+                    options: dict[str, Any]) -> dict[str, Any]:
+    """Instructions for a process joining a running container (`exec`).
+
+    It enters every namespace the container has, through its init's /proc/PID/ns files,
+    and applies its own `process` settings; the container's seccomp profile applies to
+    it as to the init (runc does the same).
+    """
+    linux = config.get("linux") or {}
+    terminal = bool(proc.get("terminal"))
+    if terminal != bool(options.get("console")):
+        raise ConfigError("process.terminal is true: --console-socket (or --tty in the foreground) is required"
+                          if terminal else "--console-socket given but the process has no terminal")
+    warnings: list[str] = []
+    kinds = [ns["type"] for ns in linux.get("namespaces") or []]
+    affinity = proc.get("execCPUAffinity") or {}
+    return {
+        "mode": "exec",
+        "parent_pid": os.getpid(),
+        "id": container_id,
+        "oom_score_adj": proc.get("oomScoreAdj"),
+        "ns_paths": [(kind, f"/proc/{init_pid}/ns/{NS_FILES[kind]}", NAMESPACE_FLAGS[kind]) for kind in kinds],
+        "new_userns": False,
+        "unshare_flags": 0,
+        "time_offsets": "",
+        "setgroups_allowed": not ("user" in kinds and os.geteuid() != 0),
+        "process": _process_plan(proc, terminal, warnings, "process.json"),
+        "seccomp": _seccomp(linux.get("seccomp")),
+        **_process_settings(proc, linux),
+        "cpu_affinity": parse_cpu_list(affinity.get("final") or "", "process.execCPUAffinity.final"),
+        "preserve_fds": options.get("preserve_fds", 0),
+        "fds": dict(options.get("fds") or {}),
+        "warnings": warnings,
+    }
+
+
+def parse_cpu_list(text: str, where: str) -> list[int]:
+    """ "0-3,7" → [0, 1, 2, 3, 7] (the kernel's cpu list format)."""
+    cpus: list[int] = []
+    try:
+        for part in filter(None, text.split(",")):
+            first, _, last = part.partition("-")
+            cpus.extend(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise ConfigError(f"{where}: {text!r} is not a cpu list like 0-3,7") from None
+    return cpus
 
 
 def _mount_entry(m: dict[str, Any], index: int, bundle: str, cgroup_mounts: list[tuple[str, str | None, str]],

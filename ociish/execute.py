@@ -1,0 +1,223 @@
+"""`exec`: start another process in a running container.
+
+It goes through the same sealed bootstrap as `create` (so no container process can
+reach the host interpreter), which joins every namespace of the container through its
+init's /proc/PID/ns files and the container's cgroup, then applies the process's own
+settings.  Detached, `exec` returns once the execve has happened (the pid file written);
+in the foreground it stays the process's parent (a subreaper), forwards signals, relays
+a terminal, and exits with the process's status.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from ociish import OCI_VERSION, log
+from ociish.container import Container
+from ociish.errors import ConfigError, OciishError, WrongState
+from ociish.process import plan as planner
+from ociish.process.channel import ChannelClosed
+from ociish.process.parent import Conversation, InitProcess, spawn
+from ociish.state.store import StateStore
+
+
+def process_from_args(config: dict[str, Any], args: list[str], *, cwd: str | None, env: list[str], user: str | None,
+                      additional_gids: list[int], caps: list[str], no_new_privs: bool, tty: bool,
+                      apparmor: str | None, process_label: str | None) -> dict[str, Any]:
+    """runc's `exec ID CMD...` form: the container's own process, with these overrides.
+
+    --cap adds to the bounding, effective and permitted sets only, never to the
+    inheritable or ambient ones (CVE-2022-29162)."""
+    import copy
+
+    proc = copy.deepcopy(config.get("process") or {})
+    proc.pop("consoleSize", None)
+    proc["args"] = args
+    proc["terminal"] = tty
+    if cwd:
+        proc["cwd"] = cwd
+    proc["env"] = list(proc.get("env") or []) + env
+    if user:
+        uid, _, gid = user.partition(":")
+        try:
+            proc["user"] = {**(proc.get("user") or {}), "uid": int(uid), **({"gid": int(gid)} if gid else {})}
+        except ValueError:
+            raise OciishError(f"exec: --user {user!r}: expected UID[:GID] as numbers") from None
+    if additional_gids:
+        proc.setdefault("user", {})["additionalGids"] = additional_gids
+    if caps:
+        sets = proc.setdefault("capabilities", {})
+        for name in ("bounding", "effective", "permitted"):
+            sets[name] = list(dict.fromkeys([*(sets.get(name) or []), *caps]))
+    if no_new_privs:
+        proc["noNewPrivileges"] = True
+    if apparmor:
+        proc["apparmorProfile"] = apparmor
+    if process_label:
+        proc["selinuxLabel"] = process_label
+    return proc
+
+
+def load_process_file(path: str) -> dict[str, Any]:
+    """A `--process` JSON file (what podman and containerd write), validated."""
+    import orjson
+
+    from ociish.spec.validate import schema_errors
+
+    try:
+        with open(path, "rb") as f:
+            proc = orjson.loads(f.read())
+    except OSError as e:
+        raise OciishError(f"exec: --process {path}: {e.strerror}") from None
+    except orjson.JSONDecodeError as e:
+        raise ConfigError(f"process.json: not valid JSON: {e}") from None
+    problems = schema_errors(proc, "process", label="process.json")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return proc
+
+
+class _Exec:
+    """Stage 0 of one exec: answers the bootstrap's requests (a StageZero)."""
+
+    def __init__(self, container: Container, config: dict[str, Any], rlimits: list[tuple[int, int, int, str]]) -> None:
+        self.container = container
+        self.config = config
+        self.rlimits = rlimits
+
+    def write_usermap(self, bootstrap_pid: int) -> None:
+        raise OciishError("exec: unexpected user namespace request")
+
+    def on_pid(self, init: InitProcess) -> None:
+        pass
+
+    def at_hooks_point(self, init: InitProcess) -> None:
+        raise OciishError("exec: unexpected hooks request")
+
+    def warn(self, message: str) -> None:
+        log.warning(message)
+
+    def on_created(self, init: InitProcess) -> None:
+        pass
+
+    def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None:
+        import socket
+
+        import orjson
+
+        from ociish.create import _connect
+
+        spec = (self.config.get("linux") or {})["seccomp"]
+        state = self.container.state()
+        message = orjson.dumps({"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": init.pid,
+                                "metadata": spec.get("listenerMetadata", ""),
+                                "state": {k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations")}})
+        sock = socket.socket(fileno=_connect(spec["listenerPath"], "linux.seccomp.listenerPath"))
+        try:
+            socket.send_fds(sock, [message], [listener_fd])
+        finally:
+            sock.close()
+
+
+def exec_process(store: StateStore, container_id: str, proc: dict[str, Any], *, detach: bool,
+                 pid_file: str | None = None, console_socket: str | None = None, preserve_fds: int = 0,
+                 ignore_paused: bool = False) -> int:
+    """Start ``proc`` in the container; its exit status (0 when detached)."""
+    from ociish.create import _sweep_inherited_fds
+
+    _sweep_inherited_fds(preserve_fds)
+    container = Container.load(store, container_id)
+    status = container.status()
+    if status == "paused" and not ignore_paused:
+        raise WrongState(f"cannot exec in container {container_id!r}: it is paused (resume it, or --ignore-paused)")
+    if status not in ("created", "running", "paused"):
+        raise WrongState(f"cannot exec in container {container_id!r}: it is {status}")
+    config = store.load_config(container_id)
+    relay = bool(proc.get("terminal")) and not detach and console_socket is None
+    if proc.get("terminal") and detach and console_socket is None:
+        raise OciishError("exec: a detached terminal process needs --console-socket")
+    if relay:
+        from ociish import ptyproxy
+
+        with ptyproxy.console_socket() as (path, server):
+            pid = _start(container, config, proc, path, preserve_fds, pid_file)
+            master = ptyproxy.receive_master(server)
+        try:
+            return _wait(pid, relay_from=master)
+        finally:
+            os.close(master)
+    pid = _start(container, config, proc, console_socket, preserve_fds, pid_file)
+    return 0 if detach else _wait(pid, relay_from=-1)
+
+
+def _start(container: Container, config: dict[str, Any], proc: dict[str, Any], console_socket: str | None,
+           preserve_fds: int, pid_file: str | None) -> int:
+    from ociish.create import _above, _connect, write_pid_file
+
+    floor = 3 + preserve_fds
+    fds: dict[str, int] = {}
+    if console_socket:
+        fds["console"] = _above(_connect(console_socket, "--console-socket"), floor)
+    try:
+        plan = planner.build_exec_plan(config, proc, container_id=container.id, init_pid=container.pid,
+                                       options={"console": console_socket is not None, "preserve_fds": preserve_fds,
+                                                "fds": fds})
+        for warning in plan.pop("warnings"):
+            log.warning(warning)
+        cgroup = container.cgroup()
+        initial = planner.parse_cpu_list((proc.get("execCPUAffinity") or {}).get("initial") or "",
+                                         "process.execCPUAffinity.initial")
+
+        def enter_cgroup(pid: int) -> None:
+            if initial:
+                os.sched_setaffinity(0, initial)  # before the move, as execCPUAffinity.initial asks
+            if cgroup is not None:
+                cgroup.join(pid)
+
+        chan, child = spawn(plan, inherit_fds=[*fds.values(), *range(3, floor)], cgroup_join=enter_cgroup)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    try:
+        Conversation(chan, child, _Exec(container, config, planner.rlimits(proc))).run()
+        _wait_for_execve(chan)
+    except BaseException:
+        child.kill()
+        raise
+    finally:
+        chan.close()
+    if pid_file:
+        write_pid_file(pid_file, child.pid)
+    child.close()
+    return child.pid
+
+
+def _wait_for_execve(chan: Any) -> None:
+    """The channel closes when the execve succeeds (close-on-exec); an error arrives instead."""
+    try:
+        message = chan.recv()
+    except (ChannelClosed, ConnectionResetError):
+        return
+    if message[0] == "error":
+        raise OciishError(message[1])
+
+
+def _wait(pid: int, relay_from: int) -> int:
+    """Foreground: forward signals, relay the terminal, exit with the process's status."""
+    from ociish.run import FORWARDED, _forwarder
+    from ociish.run import _wait as wait_status
+
+    pidfd = os.pidfd_open(pid)
+    previous = {sig: signal.signal(sig, _forwarder(pidfd)) for sig in FORWARDED}
+    try:
+        if relay_from >= 0:
+            from ociish import ptyproxy
+
+            ptyproxy.relay(relay_from)
+        return wait_status(pid)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(pidfd)
