@@ -13,7 +13,7 @@ import signal
 import time
 from typing import Any
 
-from ociish.cgroups import detect, fs, mapping, paths
+from ociish.cgroups import detect, devices, fs, mapping, paths
 from ociish.cgroups.mapping import Write
 from ociish.errors import ConfigError, NotSupportedError, OciishError
 
@@ -122,15 +122,30 @@ class CgroupManager:
         tracking = self.dirs.get(UNIFIED) or self.dirs.get("freezer") or self.dirs.get("pids")
         return fs.procs(tracking or self._leaves()[0], recursive=True)
 
+    def oom_source(self) -> tuple[str, str] | None:
+        """(kind, directory) of the memory accounting: ("v1", memory dir) or ("v2", cgroup2 dir)."""
+        if "memory" in self.dirs:
+            return "v1", self.dirs["memory"]
+        if UNIFIED in self.dirs:
+            return "v2", self.dirs[UNIFIED]
+        return None
+
+    def oom_kills(self) -> int:
+        """How many processes of this container the kernel OOM-killed (v1 memory.oom_control,
+        v2 memory.events, which counts sub-cgroups too)."""
+        source = self.oom_source()
+        if source is None:
+            return 0
+        kind, directory = source
+        info = fs.read_keyed(os.path.join(directory, "memory.oom_control" if kind == "v1" else "memory.events"))
+        try:
+            return int(info.get("oom_kill", "0"))
+        except ValueError:
+            return 0
+
     def oom_killed(self) -> bool:
         """Whether the kernel OOM-killed a process of this container."""
-        if "memory" in self.dirs:
-            info = fs.read_keyed(os.path.join(self.dirs["memory"], "memory.oom_control"))
-        elif UNIFIED in self.dirs:
-            info = fs.read_keyed(os.path.join(self.dirs[UNIFIED], "memory.events"))
-        else:
-            return False
-        return int(info.get("oom_kill", "0")) > 0
+        return self.oom_kills() > 0
 
     # ------------------------------------------------------------ create / join / destroy
 
@@ -240,6 +255,7 @@ class CgroupManager:
     def apply(self, resources: dict[str, Any]) -> None:
         """Write `linux.resources` (for create and for update); errors name the config field."""
         targets = self._targets(resources)
+        device_filter = self._device_filter(resources)
         deferred = []
         for directory, write in targets:
             try:
@@ -254,6 +270,21 @@ class CgroupManager:
                 _write(directory, write)
             except OSError as e:
                 raise _write_error(directory, write, e) from None
+        if device_filter is not None:
+            from ociish.cgroups import ebpf
+
+            ebpf.attach(self.dirs[UNIFIED], device_filter)
+
+    def _device_filter(self, resources: dict[str, Any]) -> bytes | None:
+        """On pure v2, the eBPF program for `devices` (v1 and hybrid write them as files).
+
+        Assembled before any write, so a bad rule fails the apply before anything changed.
+        """
+        if self.mode != "v2" or resources.get("devices") is None:
+            return None
+        from ociish.cgroups import ebpf
+
+        return ebpf.device_program(devices.normalize_rules(resources["devices"]))
 
     def _targets(self, resources: dict[str, Any]) -> list[tuple[str, Write]]:
         """(directory, write) for every write, checked against what this host offers."""

@@ -500,8 +500,7 @@ def v2_plan(resources: dict[str, Any]) -> list[Write]:
     if net and (net.get("classID") is not None or net.get("priorities")):
         raise NotSupportedError(f"{R}.network", "cgroup v2 has no net_cls/net_prio controller")
     writes += _rdma(resources)
-    if resources.get("devices"):
-        raise NotSupportedError(devices.FIELD, "cgroup v2 device filter")
+    # `devices` are no file on v2: CgroupManager.apply attaches them as an eBPF program (ebpf.py).
     return writes + _unified(resources)
 
 

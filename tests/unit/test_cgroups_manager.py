@@ -17,6 +17,7 @@ import time
 import pytest
 
 from ociish.cgroups import CgroupManager, detect_mode, fs, manager
+from ociish.cgroups.devices import normalize_rules
 from ociish.errors import ConfigError, NotSupportedError, OciishError
 
 V1_FILES = {
@@ -508,8 +509,6 @@ def test_apply_v2(v2fs):
 def test_apply_v2_refuses_what_it_cannot_express(v2fs):
     m = v2fs.manager("c1", "/a")
     m.create()
-    with pytest.raises(NotSupportedError, match=r"^not supported yet: linux\.resources\.devices \(cgroup v2 device"):
-        m.apply({"devices": [{"allow": False, "access": "rwm"}]})
     with pytest.raises(NotSupportedError, match=r"linux\.resources\.unified\.misc\.max \(the misc controller"):
         m.apply({"unified": {"misc.max": "res_a 1"}})
     with pytest.raises(NotSupportedError, match=r"linux\.resources\.memory\.swappiness"):
@@ -664,12 +663,48 @@ def test_kill_all_keeps_a_paused_container_paused(v1fs, sleeper):
 def test_oom_killed(cgfs):
     m = cgfs.manager("c1", "/a")
     m.create()
-    assert not m.oom_killed()
+    assert not m.oom_killed() and m.oom_kills() == 0
     if cgfs.layout == "v2":
+        assert m.oom_source() == ("v2", m.path_for(""))
         cgfs.put(m.path_for(""), "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1")
     else:
+        assert m.oom_source() == ("v1", m.path_for("memory"))
         cgfs.put(m.path_for("memory"), "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2")
-    assert m.oom_killed()
+    assert m.oom_killed() and m.oom_kills() == (1 if cgfs.layout == "v2" else 2)
+
+
+# ------------------------------------------------------------------ v2 device filter
+
+
+def test_v2_devices_attach_an_ebpf_program(v2fs, monkeypatch):
+    from ociish.cgroups import ebpf
+
+    attached = []
+    monkeypatch.setattr(ebpf, "attach", lambda directory, program: attached.append((directory, program)))
+    m = v2fs.manager("c1", "/a")
+    m.create()
+    rules = [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 10, "minor": 229}]
+    m.apply({"devices": rules, "pids": {"limit": 5}})
+    assert attached == [(m.path_for(""), ebpf.device_program(normalize_rules(rules)))]
+    m.apply({"pids": {"limit": 6}})  # no devices key (an update of other limits): the filter stays
+    assert len(attached) == 1
+    with pytest.raises(ConfigError, match=r"linux\.resources\.devices\[0\]\.access"):
+        m.apply({"pids": {"limit": 7}, "devices": [{"allow": True, "access": "x"}]})
+    assert v2fs.writes_to("pids.max") == ["5", "6"]  # a bad rule fails before anything is written
+    m.destroy()
+
+
+def test_v1_and_hybrid_devices_never_load_ebpf(cgfs, monkeypatch):
+    from ociish.cgroups import ebpf
+
+    if cgfs.layout == "v2":
+        pytest.skip("v2 is the eBPF case")
+    monkeypatch.setattr(ebpf, "attach", lambda *a: pytest.fail("eBPF attached on a host with a devices controller"))
+    m = cgfs.manager("c1", "/a")
+    m.create()
+    m.apply({"devices": [{"allow": False, "access": "rwm"}]})
+    assert cgfs.writes_to("devices.deny") == ["a"]
+    m.destroy()
 
 
 # ------------------------------------------------------------------ ownership

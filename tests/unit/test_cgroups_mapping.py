@@ -310,10 +310,9 @@ def test_empty_device_list_still_gets_defaults():
     assert v1_writes({"devices": []}) == DEFAULT_V1_DEVICE_WRITES
 
 
-def test_v2_devices_need_the_ebpf_filter():
-    with pytest.raises(NotSupportedError) as err:
-        v2_writes({"devices": [{"allow": False, "access": "rwm"}]})
-    assert str(err.value) == "not supported yet: linux.resources.devices (cgroup v2 device filter)"
+def test_v2_devices_are_no_file_writes():
+    # CgroupManager attaches them as an eBPF program instead (test_cgroups_ebpf.py).
+    assert v2_writes({"devices": [{"allow": False, "access": "rwm"}]}) == []
     assert v2_writes({"devices": []}) == []
 
 
