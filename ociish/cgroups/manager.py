@@ -256,6 +256,7 @@ class CgroupManager:
         """Write `linux.resources` (for create and for update); errors name the config field."""
         targets = self._targets(resources)
         device_filter = self._device_filter(resources)
+        self._grant_realtime_budget(resources)
         deferred = []
         for directory, write in targets:
             try:
@@ -274,6 +275,26 @@ class CgroupManager:
             from ociish.cgroups import ebpf
 
             ebpf.attach(self.dirs[UNIFIED], device_filter)
+
+    def _grant_realtime_budget(self, resources: dict[str, Any]) -> None:
+        """v1 RT group scheduling: a cgroup gets no more realtime runtime than its parent
+        has, and a new cgroup starts with none.  The levels this container created above
+        its own, and the runtime's shared default parent (/ociish), receive the requested
+        budget first, top-down; parents someone else made are left as they are."""
+        runtime = ((resources.get("cpu") or {}).get("realtimeRuntime") or 0)
+        leaf = self.dirs.get("cpu")
+        if self.mode == "v2" or runtime <= 0 or leaf is None:
+            return
+        ours = set(self.created) | {self._mount(leaf) + paths.DEFAULT_PARENT}
+        for directory in sorted(ours, key=len):
+            if directory != leaf and leaf.startswith(directory + "/"):
+                path = os.path.join(directory, "cpu.rt_runtime_us")
+                try:
+                    if int(fs.read_text(path)) < runtime:
+                        fs.write_text(path, str(runtime))
+                except (OSError, ValueError) as e:
+                    raise ConfigError(f"linux.resources.cpu.realtimeRuntime: cannot give {directory} a realtime "
+                                      f"budget of {runtime}: {getattr(e, 'strerror', e)}") from None
 
     def _device_filter(self, resources: dict[str, Any]) -> bytes | None:
         """On pure v2, the eBPF program for `devices` (v1 and hybrid write them as files).

@@ -18,7 +18,6 @@ def test_scheduler_policy_and_nice(runtime: Runtime, bundle: Bundle) -> None:
 def test_realtime_scheduler(runtime: Runtime, bundle: Bundle) -> None:
     """A realtime policy needs realtime budget in the container's cpu cgroup (v1 RT group scheduling)."""
     bundle.config["process"]["scheduler"] = {"policy": "SCHED_FIFO", "priority": 10}
-    bundle.config["linux"]["cgroupsPath"] = "/" + unique_id("rt")
     bundle.config["linux"]["resources"]["cpu"] = {"realtimeRuntime": 10000, "realtimePeriod": 1000000}
     bundle.shell("cut -d' ' -f40,41 /proc/self/stat")
     assert run_output(runtime, bundle).stdout.split() == ["10", "1"]  # rt_priority 10, policy 1 = SCHED_FIFO
