@@ -16,7 +16,7 @@ from ociish import OCI_VERSION, __version__
 from ociish.errors import OciishError
 
 DEFAULT_ROOT = "/run/ociish"
-NOT_YET = ("exec", "checkpoint", "restore", "features")
+NOT_YET = ("checkpoint", "restore")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,6 +83,26 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--format", "-f", default="table", choices=("table", "json"))
     ps.add_argument("id")
     ps.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-ARGS", help="for ps (default -ef)")
+    e = sub.add_parser("exec", help="run another process in a running container")
+    e.add_argument("--process", "-p", default=None, help="a JSON process object (process.json)")
+    e.add_argument("--detach", "-d", action="store_true")
+    e.add_argument("--tty", "-t", action="store_true")
+    e.add_argument("--console-socket", default=None)
+    e.add_argument("--pid-file", default=None)
+    e.add_argument("--cwd", default=None)
+    e.add_argument("--env", "-e", action="append", default=[])
+    e.add_argument("--user", "-u", default=None, help="UID[:GID]")
+    e.add_argument("--additional-gids", "-g", action="append", type=int, default=[])
+    e.add_argument("--cap", "-c", action="append", default=[])
+    e.add_argument("--no-new-privs", action="store_true")
+    e.add_argument("--apparmor", default=None)
+    e.add_argument("--process-label", default=None)
+    e.add_argument("--preserve-fds", type=int, default=0)
+    e.add_argument("--ignore-paused", action="store_true")
+    e.add_argument("--cgroup", default=None, help="(not supported yet)")
+    e.add_argument("id")
+    e.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND")
+    sub.add_parser("features", help="print the runtime's features (what a config.json may ask for) as JSON")
     for name in NOT_YET:
         n = sub.add_parser(name, help="(not supported yet)")
         n.add_argument("rest", nargs=argparse.REMAINDER)
@@ -147,7 +167,8 @@ def _bundle_parsers(p: argparse.ArgumentParser) -> None:
     c.add_argument("--overlay", action="store_true",
                    help="give the container a writable layer of its own over the base (else root is read-only)")
     _config_flags(c)
-    i = actions.add_parser("import", help="a bundle from an OCI image layout or archive (podman save --format oci-archive)")
+    i = actions.add_parser("import", help="a bundle from an OCI image layout or archive "
+                                          "(podman save --format oci-archive)")
     i.add_argument("source", metavar="ARCHIVE_OR_LAYOUT")
     i.add_argument("dest", metavar="DEST", help="the bundle directory to create")
     i.add_argument("--ref", default=None, help="the image to take when the layout holds several")
@@ -221,12 +242,12 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_state(args: argparse.Namespace) -> int:
-    import orjson
+    import json
 
     from ociish.container import Container
 
     state = Container.load(_store(args), args.id).state()
-    sys.stdout.write(orjson.dumps(state, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.write(json.dumps(state, indent=2) + "\n")
     return 0
 
 
@@ -263,9 +284,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.quiet:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif args.format == "json":
-        import orjson
+        import json
 
-        sys.stdout.write((orjson.dumps(states).decode() if states else "null") + "\n")
+        sys.stdout.write((json.dumps(states) if states else "null") + "\n")
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]
@@ -343,14 +364,47 @@ def cmd_ps(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exec(args: argparse.Namespace) -> int:
+    from ociish import execute
+    from ociish.state.store import check_id
+
+    check_id(args.id)
+    if args.cgroup:
+        raise OciishError("exec: --cgroup: not supported yet")
+    store = _store(args)
+    if args.process:
+        if args.argv:
+            raise OciishError("exec: give either --process or a command, not both")
+        proc = execute.load_process_file(args.process)
+    else:
+        if not args.argv:
+            raise OciishError("exec: a command (or --process) is required")
+        proc = execute.process_from_args(
+            store.load_config(args.id) if store.exists(args.id) else {}, args.argv, cwd=args.cwd, env=args.env,
+            user=args.user, additional_gids=args.additional_gids, caps=args.cap, no_new_privs=args.no_new_privs,
+            tty=args.tty, apparmor=args.apparmor, process_label=args.process_label)
+    return execute.exec_process(store, args.id, proc, detach=args.detach, pid_file=args.pid_file,
+                                console_socket=args.console_socket, preserve_fds=args.preserve_fds,
+                                ignore_paused=args.ignore_paused)
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    import orjson
+
+    from ociish.features import features
+
+    sys.stdout.write(orjson.dumps(features(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
 def cmd_not_yet(args: argparse.Namespace) -> int:
     raise OciishError(f"{args.command}: not supported yet")
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state, "kill": cmd_kill,
-    "delete": cmd_delete, "list": cmd_list, "spec": cmd_spec, "validate": cmd_validate, "update": cmd_update,
-    "pause": cmd_pause, "resume": cmd_resume, "events": cmd_events, "ps": cmd_ps,
+    "delete": cmd_delete, "list": cmd_list, "spec": cmd_spec, "validate": cmd_validate, "exec": cmd_exec, "update": cmd_update,
+    "pause": cmd_pause, "resume": cmd_resume, "events": cmd_events, "ps": cmd_ps, "features": cmd_features,
     "bundle": cmd_bundle,
     **{name: cmd_not_yet for name in NOT_YET},
 }

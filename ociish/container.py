@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from ociish.errors import ContainerNotFound, OciishError, WrongState
-from ociish.linux import libc as L
 from ociish.linux import proc as P
 from ociish.state.store import FIFO_NAME, StateStore
 
@@ -59,9 +58,11 @@ class Container:
                 return "stopped"
         if not self.init_alive():
             return "stopped"
-        cgroup = self.cgroup()
-        if cgroup is not None and cgroup.is_frozen():
-            return "paused"
+        if record.get("cgroup"):
+            from ociish.cgroups import is_frozen
+
+            if is_frozen(record["cgroup"]):
+                return "paused"
         if os.path.exists(self.store.path(self.id, FIFO_NAME)):
             return "created"
         return "running"
@@ -91,7 +92,7 @@ class Container:
         try:
             if not self.init_alive():
                 raise WrongState(f"container {self.id!r} is not running")
-            L.pidfd_send_signal(pidfd, signum)
+            signal.pidfd_send_signal(pidfd, signum)
         finally:
             os.close(pidfd)
 

@@ -14,7 +14,6 @@ from typing import Any
 from ociish.container import Container, delete, start
 from ociish.create import create
 from ociish.errors import OciishError
-from ociish.linux import libc as L
 from ociish.state.store import StateStore
 
 FORWARDED = tuple(s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
@@ -80,7 +79,7 @@ def _start_and_wait(store: StateStore, container_id: str, pid: int, *, detach: b
 def _forwarder(pidfd: int) -> Any:
     def forward(signum: int, _frame: Any) -> None:
         try:
-            L.pidfd_send_signal(pidfd, signum)
+            signal.pidfd_send_signal(pidfd, signum)
         except OSError:
             pass
 

@@ -13,12 +13,12 @@ import signal
 import time
 from typing import Any
 
-from ociish.cgroups import detect, devices, fs, mapping, paths
+from ociish.cgroups import detect, devices, freezer, fs, mapping, paths
 from ociish.cgroups.mapping import Write
 from ociish.errors import ConfigError, NotSupportedError, OciishError
 
 RECORD_VERSION = 1
-UNIFIED = ""  # the controller key of the cgroup2 hierarchy
+UNIFIED = freezer.UNIFIED
 
 # In hybrid mode, a v1 controller that is not mounted may instead be enabled in the
 # cgroup2 tree (this host keeps hugetlb there).  Only controllers fed by exactly one
@@ -356,12 +356,7 @@ class CgroupManager:
     # ------------------------------------------------------------ freezer and signals
 
     def _freezer(self) -> tuple[str, str] | None:
-        """(kind, directory): the v1 freezer if mounted, else cgroup2's cgroup.freeze."""
-        if "freezer" in self.dirs:
-            return "v1", self.dirs["freezer"]
-        if UNIFIED in self.dirs:
-            return "v2", self.dirs[UNIFIED]
-        return None
+        return freezer.locate(self.dirs)
 
     def freeze(self) -> None:
         """Stop every task of the container (pause)."""
@@ -373,13 +368,7 @@ class CgroupManager:
 
     def is_frozen(self) -> bool:
         """Whether the freezer has finished freezing the container."""
-        freezer = self._freezer()
-        if freezer is None:
-            return False
-        kind, directory = freezer
-        if kind == "v1":
-            return fs.read_optional(os.path.join(directory, "freezer.state")) == "FROZEN"
-        return fs.read_keyed(os.path.join(directory, "cgroup.events")).get("frozen") == "1"
+        return freezer.is_frozen(self.dirs)
 
     def _set_frozen(self, frozen: bool) -> None:
         """Request a freezer state and poll until the kernel reports it: freezing is asynchronous."""

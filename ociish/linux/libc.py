@@ -16,7 +16,6 @@ _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 
 # Numbers shared by every architecture (added after the syscall table unification).
-SYS_PIDFD_SEND_SIGNAL = 424
 SYS_OPEN_TREE = 428
 SYS_MOVE_MOUNT = 429
 SYS_FSOPEN = 430
@@ -252,10 +251,6 @@ def close_range_cloexec(first: int) -> None:
 def pidfd_getfd(pidfd: int, target_fd: int) -> int:
     """A duplicate of another process's fd (needs ptrace access to it)."""
     return _check(_syscall(ctypes.c_long(SYS_PIDFD_GETFD), pidfd, target_fd, 0), "pidfd_getfd")
-
-
-def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    _check(_syscall(ctypes.c_long(SYS_PIDFD_SEND_SIGNAL), pidfd, sig, None, 0), "pidfd_send_signal")
 
 
 # Capabilities: capget/capset with _LINUX_CAPABILITY_VERSION_3 (two 32-bit words per set).

@@ -51,7 +51,7 @@ class InitProcess:
             self.bootstrap_pid = 0
         if self.pidfd >= 0:
             try:
-                L.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
             except OSError:
                 pass
             select.select([self.pidfd], [], [], KILL_WAIT)

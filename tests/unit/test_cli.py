@@ -56,8 +56,8 @@ def test_user_errors_exit_1_with_one_line(capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().err == "ociish: container 'nope' does not exist\n"
     assert main(["no-such-command"]) == 1
     assert len(capsys.readouterr().err.splitlines()) == 1
-    assert main(["exec", "x", "ls"]) == 1
-    assert "exec: not supported yet" in capsys.readouterr().err
+    assert main(["checkpoint", "x"]) == 1
+    assert "checkpoint: not supported yet" in capsys.readouterr().err
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
