@@ -1,4 +1,7 @@
-"""`ociish spec`: a default config.json a user can edit, for a root or rootless container."""
+"""`ociish spec`: a default config.json a user can edit, for a root or rootless container.
+
+The options of `ociish spec` (args, mounts, limits, …) change these defaults through
+`ociish.bundle.ConfigBuilder`, which other tools use the same way."""
 
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
     }
 
 
-def write_default_config(bundle: str, rootless: bool = False) -> str:
+def write_config(bundle: str, config: dict[str, Any]) -> str:
     """Write <bundle>/config.json, refusing to overwrite an existing one (as runc does)."""
     import orjson
 
@@ -69,9 +72,9 @@ def write_default_config(bundle: str, rootless: bool = False) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     except FileExistsError:
-        raise OciishError(f"spec: {path} already exists; remove it first") from None
+        raise OciishError(f"{path} already exists; remove it first") from None
     except OSError as e:
-        raise OciishError(f"spec: cannot write {path}: {e.strerror}") from None
+        raise OciishError(f"cannot write {path}: {e.strerror}") from None
     with os.fdopen(fd, "wb") as f:
-        f.write(orjson.dumps(default_config(rootless), option=orjson.OPT_INDENT_2) + b"\n")
+        f.write(orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n")
     return path
