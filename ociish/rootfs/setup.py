@@ -93,17 +93,27 @@ def _mount_target(root_fd: int, m: dict[str, Any], where: str) -> int:
     return safepath.mkdir_all(root_fd, dest)
 
 
-def _remount_bind(root_fd: int, dest: str, flags: int) -> None:
-    """Apply per-mount flags to a bind mount: MS_REMOUNT|MS_BIND on the new mount itself."""
+def _mount_flags(path: str) -> int:
+    """The flags of the mount at ``path`` that a bind remount must repeat or lose."""
+    return sum(ms for st, ms in _ST_TO_MS.items() if os.statvfs(path).f_flag & st) & _LOCKED_FLAGS
+
+
+def _remount(path: str, flags: int, keep_current: bool) -> None:
+    """MS_REMOUNT|MS_BIND with ``flags``; the mount's own flags are kept when asked, and
+    always when the kernel refuses to drop them (locked in a user namespace)."""
+    if keep_current:
+        flags |= _mount_flags(path)
+    try:
+        L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags)
+    except PermissionError:
+        L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags | _mount_flags(path))
+
+
+def _remount_bind(root_fd: int, dest: str, flags: int, keep_current: bool = False) -> None:
+    """Apply flags to a bind mount: remount the new mount itself, re-resolved in the root."""
     target = safepath.open_in_root(root_fd, dest)
     try:
-        path = safepath.fd_path(target)
-        try:
-            L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags)
-        except PermissionError:
-            # flags locked by the source mount (e.g. nodev in a user namespace) must be kept
-            locked = sum(ms for st, ms in _ST_TO_MS.items() if os.statvfs(path).f_flag & st) & _LOCKED_FLAGS
-            L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags | locked)
+        _remount(safepath.fd_path(target), flags, keep_current)
     finally:
         os.close(target)
 
@@ -281,7 +291,7 @@ def readonly_paths(root_fd: int, paths: list[str]) -> None:
             L.mount(safepath.fd_path(target), safepath.fd_path(target), None, L.MS_BIND | L.MS_REC)
         finally:
             os.close(target)
-        _remount_bind(root_fd, path, L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+        _remount_bind(root_fd, path, L.MS_RDONLY, keep_current=True)  # as runc: only ro is added
 
 
 def pivot(root_fd: int) -> None:
@@ -309,11 +319,7 @@ def move_root(rootfs: str) -> None:
 
 
 def remount_root_readonly() -> None:
-    try:
-        L.mount(None, "/", None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY)
-    except PermissionError:
-        locked = sum(ms for st, ms in _ST_TO_MS.items() if os.statvfs("/").f_flag & st) & _LOCKED_FLAGS
-        L.mount(None, "/", None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY | locked)
+    _remount("/", L.MS_RDONLY, keep_current=False)
 
 
 def write_sysctls(procfs_fd: int, sysctl: dict[str, str]) -> None:

@@ -128,8 +128,6 @@ def test_readonly_paths_protect_chosen_paths_in_a_writable_rootfs(runtime: Runti
     assert (tmp_path / "a" / "overlay" / "upper" / "root" / "ok").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="ociish/rootfs/setup.py readonly_paths() remounts with MS_NOEXEC; runc keeps "
-                                       "the path's own nosuid/nodev/noexec, so read-only binaries stay runnable")
 def test_readonly_paths_keep_binaries_runnable(runtime: Runtime, base: Path, tmp_path: Path) -> None:
     make(runtime, tmp_path / "a", base, "--overlay", "--readonly-path", "/bin", script="rm /bin/sh; ls /bin/sh")
     result = run(runtime, tmp_path / "a")
