@@ -158,6 +158,9 @@ def _build_container(plan: dict[str, Any], chan: Channel) -> None:
         for index, m in enumerate(plan["mounts"]):
             _step = f"mounts[{index}] ({m['destination']})"
             setup.do_mount(root_fd, m, f"mounts[{index}]")
+            if m["destination"] == "/":  # e.g. an overlay over the rootfs: work on top of it
+                os.close(root_fd)
+                root_fd = os.open(plan["rootfs"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         _step = "linux.devices"
         setup.create_devices(root_fd, plan["devices"], plan["bind_devices"])
         setup.create_dev_symlinks(root_fd, plan["dev_symlinks"])

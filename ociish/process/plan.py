@@ -315,10 +315,25 @@ def _mount_entry(m: dict[str, Any], index: int, bundle: str, cgroup_mounts: list
     elif entry["type"] is None:
         raise ConfigError(f"config.json: {where}.type: required unless options include bind or rbind")
     entry["source"] = source or entry["type"]
+    if entry["destination"] == "/" and index != 0:
+        raise ConfigError(f"config.json: {where}.destination: a mount over / must be the first mount")
+    if entry["type"] == "overlay" and not entry["bind"]:
+        entry["data"] = _overlay_data(entry["data"], bundle)
     if entry["type"] == "cgroup" and not entry["bind"]:
         entry["cgroup"] = cgroup_mounts
         entry["cgroupns"] = cgroupns
     return entry
+
+
+def _overlay_data(data: str, bundle: str) -> str:
+    """overlay's directory options, relative to the bundle as bind sources are."""
+    options = []
+    for option in data.split(","):
+        key, eq, value = option.partition("=")
+        if eq and key in ("lowerdir", "upperdir", "workdir"):
+            value = ":".join(os.path.join(bundle, part) for part in value.split(":"))
+        options.append(f"{key}{eq}{value}")
+    return ",".join(options)
 
 
 def _device_entry(dev: dict[str, Any], index: int) -> dict[str, Any]:

@@ -395,3 +395,32 @@ def test_symlinked_proc_or_sys_is_refused(runtime: Runtime, bundle: Bundle, tmp_
     assert f"mounts[{index}]" in result.stderr and destination in result.stderr, result.stderr
     assert runtime.ids() == [] and not cgroup_dirs(cid)
     assert host_mounts_under(tmp_path) == [] and list(victim.iterdir()) == []
+
+
+def test_overlay_over_the_whole_rootfs(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    """mounts[0] may put an overlay over / (lower: a shared base; upper and work relative to
+    the bundle): the container sees the base, its writes land in the bundle's upper dir,
+    and nothing is mounted on the host afterwards."""
+    import shutil
+
+    base = bundle.path / "base"
+    shutil.move(str(bundle.rootfs), base)
+    bundle.rootfs.mkdir()
+    for name in ("upper", "work"):
+        (bundle.path / name).mkdir()
+    bundle.config["mounts"].insert(0, {"destination": "/", "type": "overlay", "source": "overlay",
+                                       "options": ["lowerdir=base", "upperdir=upper", "workdir=work"]})
+    bundle.shell("echo written > /root/new; rm /bin/sh.bak 2>/dev/null; cat /etc/motd")
+    result = runtime("run", "--bundle", str(bundle.path), unique_id())
+    assert result.returncode == 0, result.stderr
+    assert "busybox rootfs" in result.stdout
+    assert (bundle.path / "upper" / "root" / "new").read_text() == "written\n"
+    assert not (base / "root" / "new").exists()
+    assert str(bundle.path) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_mount_over_root_must_come_first(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.config["mounts"].append({"destination": "/", "type": "tmpfs", "source": "tmpfs"})
+    bundle.write()
+    result = runtime("create", "--bundle", str(bundle.path), unique_id())
+    assert result.returncode == 1 and "a mount over / must be the first mount" in result.stderr
