@@ -129,11 +129,14 @@ def unique_id(prefix: str = "t") -> str:
 
 
 def cgroup_dirs(container_id: str) -> list[Path]:
-    """Every cgroup directory on the host whose name is the container id."""
+    """Every cgroup directory on the host whose name is the container id.
+
+    Other cgroups may come and go while this walks (other tests, other sessions)."""
     found = []
     for hierarchy in CGROUP_ROOT.iterdir():
         if hierarchy.is_dir() and not hierarchy.is_symlink():
-            found += [p for p in hierarchy.rglob(container_id) if p.is_dir()]
+            for directory, subdirs, _ in os.walk(hierarchy, onerror=lambda _e: None):
+                found += [Path(directory, d) for d in subdirs if d == container_id]
     return found
 
 
