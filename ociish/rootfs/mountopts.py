@@ -81,7 +81,7 @@ _RECURSIVE: dict[str, tuple[int, int]] = {
     "rnosymfollow": (L.MOUNT_ATTR_NOSYMFOLLOW, 0),
     "rsymfollow": (0, L.MOUNT_ATTR_NOSYMFOLLOW),
 }
-MOUNT_OPTIONS = sorted(set(_FLAGS) | set(_PROPAGATION) | set(_RECURSIVE) | {"bind", "rbind"})
+MOUNT_OPTIONS = sorted(set(_FLAGS) | set(_PROPAGATION) | set(_RECURSIVE) | {"bind", "rbind", "tmpcopyup"})
 
 
 def parse_options(options: list[str], where: str) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def parse_options(options: list[str], where: str) -> dict[str, Any]:
     "attr_clr", "data"}``; unknown options become filesystem data, as the spec asks.
     """
     flags = clear = attr_set = attr_clr = 0
-    bind = rec = False
+    bind = rec = copy_up = False
     propagation: list[int] = []
     data: list[str] = []
     for index, option in enumerate(options):
@@ -111,12 +111,13 @@ def parse_options(options: list[str], where: str) -> dict[str, Any]:
         elif option in ("idmap", "ridmap"):
             raise NotSupportedError(f"{where}.options[{index}]", f"{option!r}: idmapped mounts")
         elif option == "tmpcopyup":
-            raise NotSupportedError(f"{where}.options[{index}]", "'tmpcopyup'")
+            copy_up = True
         else:
             data.append(option)
     return {
         "bind": bind,
         "rec": rec,
+        "copy_up": copy_up,
         "flags": flags,
         "clear": clear,
         "propagation": propagation,

@@ -72,9 +72,25 @@ def do_mount(root_fd: int, m: dict[str, Any], where: str) -> None:
                 _mount_cgroup(root_fd, m, target, where)
             else:
                 L.mount(m["source"], safepath.fd_path(target), m["type"], m["flags"], m["data"] or None)
+                if m["copy_up"]:
+                    _copy_up(root_fd, target, dest)
         finally:
             os.close(target)
     _set_propagation_and_attrs(root_fd, dest, m)
+
+
+def _copy_up(root_fd: int, covered: int, dest: str) -> None:
+    """tmpcopyup: fill the new tmpfs with what the directory it covers held.
+
+    ``covered`` still refers to the directory under the mount; symlinks are copied as
+    symlinks, never followed, so the image cannot make this read the host."""
+    import shutil
+
+    top = safepath.open_in_root(root_fd, dest, os.O_PATH | os.O_DIRECTORY)
+    try:
+        shutil.copytree(safepath.fd_path(covered), safepath.fd_path(top), symlinks=True, dirs_exist_ok=True)
+    finally:
+        os.close(top)
 
 
 def _mount_target(root_fd: int, m: dict[str, Any], where: str) -> int:

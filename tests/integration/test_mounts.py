@@ -424,3 +424,16 @@ def test_mount_over_root_must_come_first(runtime: Runtime, bundle: Bundle) -> No
     bundle.write()
     result = runtime("create", "--bundle", str(bundle.path), unique_id())
     assert result.returncode == 1 and "a mount over / must be the first mount" in result.stderr
+
+
+def test_tmpcopyup_fills_the_tmpfs_with_what_it_covers(runtime: Runtime, bundle: Bundle) -> None:
+    """podman --read-only puts tmpcopyup tmpfs mounts on /tmp, /run and /var/tmp."""
+    (bundle.rootfs / "etc" / "keep.d").mkdir()
+    (bundle.rootfs / "etc" / "keep.d" / "conf").write_text("from the image\n")
+    (bundle.rootfs / "etc" / "keep.d" / "link").symlink_to("/etc/passwd")
+    add_mount(bundle, "/etc/keep.d", "tmpfs", "tmpfs", "tmpcopyup", "mode=755")
+    p = probe(runtime, bundle, "echo content=$(cat /etc/keep.d/conf); echo link=$(readlink /etc/keep.d/link); "
+                               "echo new > /etc/keep.d/added && echo writable=yes")
+    assert p.results["content"] == "from the image" and p.results["link"] == "/etc/passwd"
+    assert p.results["writable"] == "yes" and p.at("/etc/keep.d").fstype == "tmpfs"
+    assert not (bundle.rootfs / "etc" / "keep.d" / "added").exists()
