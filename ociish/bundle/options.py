@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 
+from ociish import units
 from ociish.bundle.config import ConfigBuilder
 from ociish.errors import OciishError
 from ociish.rootfs.mountopts import MOUNT_OPTIONS
 
-_SIZE = re.compile(r"([0-9]+)([kmgt]?)b?", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 NAMESPACE_ALIASES = {"net": "network", "mnt": "mount"}
 
 
@@ -64,10 +62,10 @@ def apply(builder: ConfigBuilder, args: argparse.Namespace) -> ConfigBuilder:
 
 def parse_size(text: str, flag: str) -> int:
     """``512k``, ``64m``, ``1g`` (powers of 1024) or a plain number of bytes."""
-    match = _SIZE.fullmatch(text.strip())
-    if not match:
-        raise OciishError(f"{flag}: {text!r}: expected a size like 512k, 64m or 1g")
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+    try:
+        return units.parse_size(text)
+    except ValueError:
+        raise OciishError(f"{flag}: {text!r}: expected a size like 512k, 64m or 1g") from None
 
 
 def parse_bind(spec: str) -> tuple[str, str, list[str]]:

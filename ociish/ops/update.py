@@ -12,7 +12,6 @@ any of it, the previous resources are applied again and nothing is recorded.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any, Callable
 
@@ -22,20 +21,16 @@ from ociish import log
 from ociish.errors import NotSupportedError, OciishError
 from ociish.ops import live_container
 from ociish.state.store import StateStore, check_id
-
-_SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?", re.IGNORECASE)
-_BINARY_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
+from ociish.units import parse_size
 
 def parse_bytes(text: str, flag: str) -> int:
     """A byte count as runc reads it: `1048576`, `512m`, `1.5GiB` (binary units), or -1 for unlimited."""
     if text.strip() == "-1":
         return -1
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
-        raise OciishError(f"update: invalid value for {flag}: {text!r} (bytes, a size such as 512m or 1.5g, or -1)")
-    number, unit = match[1], _BINARY_UNITS[match[2].lower()]
-    return int(number) * unit if "." not in number else int(float(number) * unit)
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise OciishError(f"update: invalid value for {flag}: {text!r} (bytes, a size such as 512m or 1.5g, or -1)") from None
 
 
 def _integer(minimum: int | None) -> Callable[[str, str], int]:
