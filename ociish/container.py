@@ -8,6 +8,7 @@ for it, from the freezer, and from exec.fifo (present until `start`).
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import signal
@@ -16,7 +17,7 @@ from typing import Any
 
 from ociish.errors import ContainerNotFound, OciishError, WrongState
 from ociish.linux import proc as P
-from ociish.state.store import FIFO_NAME, StateStore
+from ociish.state.store import CONFIG_FILE, FIFO_NAME, STATE_FILE, StateStore
 
 STOP_TIMEOUT = 10.0
 
@@ -38,6 +39,14 @@ class Container:
     def init_alive(self) -> bool:
         return P.is_alive(self.pid, self.record.get("init_start"))
 
+    def has(self, *keys: str) -> bool:
+        """Whether the record has these fields (every record create writes has them all;
+        store.load checked the types of those present)."""
+        return all(key in self.record for key in keys)
+
+    def corrupt(self) -> OciishError:
+        return OciishError(f"state of container {self.id!r} is corrupt: {self.store.path(self.id, STATE_FILE)}")
+
     def cgroup(self) -> Any:
         cgroup_record = self.record.get("cgroup")
         if not cgroup_record:
@@ -48,6 +57,8 @@ class Container:
 
     def status(self) -> str:
         record = self.record
+        if not self.has("status", "pid"):
+            raise self.corrupt()
         if record.get("status") == "creating":
             creator = record.get("creator") or {}
             if P.is_alive(creator.get("pid", 0), creator.get("start")):
@@ -71,6 +82,8 @@ class Container:
         """The spec's state plus runc's rootfs, created and owner."""
         status = self.status()
         r = self.record
+        if not self.has("ociVersion", "bundle"):
+            raise self.corrupt()
         return {
             "ociVersion": r["ociVersion"],
             "id": self.id,
@@ -84,24 +97,35 @@ class Container:
         }
 
     def signal_init(self, signum: int) -> None:
-        """Signal the init through a pidfd opened, then checked, for the recorded process."""
-        try:
-            pidfd = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            raise WrongState(f"container {self.id!r} is not running") from None
+        """Signal the init through a pidfd opened, then checked, for the recorded process.
+
+        An init that exits on the way is WrongState, not an error of ours: clients signal
+        containers whose process may have just finished.
+        """
+        pidfd = open_pidfd(self.pid)
+        if pidfd is None:
+            raise WrongState(self.not_running("stopped"))
         try:
             if not self.init_alive():
-                raise WrongState(f"container {self.id!r} is not running")
-            signal.pidfd_send_signal(pidfd, signum)
+                raise WrongState(self.not_running("stopped"))
+            try:
+                signal.pidfd_send_signal(pidfd, signum)
+            except ProcessLookupError:  # exited, and was reaped, since the check
+                raise WrongState(self.not_running("stopped")) from None
         finally:
             os.close(pidfd)
+
+    def not_running(self, status: str) -> str:
+        """runc's words for it: containerd's shim recognises "container not running" and
+        treats the kill as of a process already finished."""
+        return f"container not running: {self.id!r} is {status}"
 
     def kill(self, signum: int, all_processes: bool = False) -> None:
         status = self.status()
         if status not in ("created", "running", "paused"):
             if all_processes and status == "stopped":
                 return  # runc: `kill --all` of a stopped container is not an error
-            raise WrongState(f"container {self.id!r} is not running (status {status})")
+            raise WrongState(self.not_running(status))
         cgroup = self.cgroup()
         if all_processes and cgroup is not None:
             cgroup.kill_all(signum)
@@ -112,9 +136,10 @@ class Container:
 
     def wait_stopped(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Wait for the init to exit (it need not be our child: pidfd, not waitpid)."""
-        try:
-            pidfd = os.pidfd_open(self.pid)
-        except (ProcessLookupError, ValueError):
+        if self.pid <= 0:
+            return True  # never recorded: the cgroup's removal waits for whatever was killed
+        pidfd = open_pidfd(self.pid)
+        if pidfd is None:
             return True
         try:
             deadline = time.monotonic() + timeout
@@ -135,10 +160,16 @@ class Container:
             if P.is_alive(creator.get("pid", 0), creator.get("start")):
                 os.kill(creator["pid"], signal.SIGKILL)
         if status != "stopped" or (cgroup is not None and cgroup.pids()):
-            if cgroup is not None and not self.record.get("pid_namespace_new", False):
+            init_known = self.pid > 0 and self.init_alive()
+            if cgroup is not None and not (init_known and self.record.get("pid_namespace_new", False)):
+                # no pid namespace of its own, or an init whose pid create never recorded
+                # (killed before it learnt it): everything in the cgroup goes
                 cgroup.kill_all(signal.SIGKILL)
-            elif self.pid and self.init_alive():
-                self.signal_init(signal.SIGKILL)
+            elif init_known:
+                try:
+                    self.signal_init(signal.SIGKILL)
+                except WrongState:
+                    pass  # it exited meanwhile
             if cgroup is not None and cgroup.is_frozen():
                 cgroup.thaw()
             if not self.wait_stopped():
@@ -158,6 +189,19 @@ class Container:
         if status == "stopped":
             state["pid"] = 0
         return orjson.dumps({k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations")})
+
+
+def open_pidfd(pid: int) -> int | None:
+    """A pidfd for `pid`, or None when no process has that pid any more: it is gone
+    (ESRCH), or the number now names a thread of some other process (ENOENT, or EINVAL
+    before Linux 6.9); pids come round again quickly where pid_max is small.  A process
+    that reused the pid is told apart by its start time, as everywhere else."""
+    try:
+        return os.pidfd_open(pid)
+    except OSError as e:
+        if e.errno in (errno.ESRCH, errno.ENOENT, errno.EINVAL):
+            return None
+        raise
 
 
 def run_hooks_warning_only(kind: str, hooks: list[dict[str, Any]], state_json: bytes) -> None:
@@ -184,11 +228,10 @@ def start(store: StateStore, container_id: str) -> None:
             fifo = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise WrongState(f"cannot start container {container_id!r}: it was already started") from None
-        try:
-            pidfd = os.pidfd_open(container.pid)
-        except ProcessLookupError:
+        pidfd = open_pidfd(container.pid)
+        if pidfd is None:
             os.close(fifo)
-            raise WrongState(f"cannot start container {container_id!r}: its init has exited") from None
+            raise WrongState(f"cannot start container {container_id!r}: its init has exited")
         try:
             failure = _release(fifo, pidfd, container)
         finally:
@@ -247,25 +290,66 @@ def delete(store: StateStore, container_id: str, force: bool) -> None:
     """Remove a stopped container (any container with --force) and everything it left."""
     if not store.exists(container_id):
         if force:
+            store.remove_stale_lock(container_id)  # a create killed before it made the directory
             return  # runc compatibility: clients call `delete --force` on gone containers
         raise ContainerNotFound(container_id)
     with store.lock(container_id):
         try:
             container = Container.load(store, container_id)
-        except ContainerNotFound:
-            # a create killed between mkdir and its first write left only the directory
+            if not container.has("cgroup"):  # destroy goes by it (status() checks the rest)
+                raise container.corrupt()
+            status = container.status()
+        except OciishError as e:
+            # no record (a create killed between mkdir and its first write left only the
+            # directory) or an unreadable one: --force removes what can still be found
+            if not force and not isinstance(e, ContainerNotFound):
+                raise
+            _destroy_unrecorded(store, container_id)
             store.remove(container_id)
             store.remove_lock(container_id)
             return
-        except OciishError:
-            if not force:
-                raise
-            store.remove(container_id)  # unreadable state: --force removes what it can
-            store.remove_lock(container_id)
-            return
-        status = container.status()
         if status != "stopped" and not force:
             raise WrongState(f"cannot delete container {container_id!r}: it is {status}, not stopped "
                              "(use --force to kill it)")
         container.destroy(status)
         store.remove_lock(container_id)
+
+
+def _destroy_unrecorded(store: StateStore, container_id: str) -> None:
+    """Kill and remove the cgroup of a container whose record is missing or unreadable.
+
+    create saves config.json right after the first record and before it makes anything,
+    so its linux.cgroupsPath (or the default path) names the cgroup, under either driver.
+    Only a cgroup made since create began is this container's (create fails on a cgroup
+    another container is using): an older one at the same path, a live container with
+    the same id under another state root, stays.  When create began is the time of the
+    lock file it took (never written to), or else of config.json.
+    """
+    times = []
+    for path in (store.lock_path(container_id), store.path(container_id, CONFIG_FILE)):
+        try:
+            times.append(os.stat(path).st_mtime_ns)
+        except OSError:
+            continue
+    if not os.path.exists(store.path(container_id, CONFIG_FILE)) or not times:
+        return  # create died before saving config.json, so before making anything else
+    since = times[0]
+    try:
+        cgroups_path = store.load_config(container_id)["linux"]["cgroupsPath"]
+    except Exception:  # noqa: BLE001 - unreadable too: the default path
+        cgroups_path = None
+    from ociish.cgroups import CgroupManager
+
+    for systemd in (False, True):
+        try:
+            cgroup = CgroupManager.for_container(
+                container_id, cgroups_path if isinstance(cgroups_path, str) and cgroups_path else None, systemd=systemd)
+            leaves = [d for d in dict.fromkeys(cgroup.dirs.values()) if os.path.isdir(d)]
+            if not leaves or any(os.stat(d).st_ctime_ns < since for d in leaves):
+                continue
+        except (OciishError, OSError):
+            continue
+        cgroup.created = leaves
+        if cgroup.pids():
+            cgroup.kill_all(signal.SIGKILL)
+        cgroup.destroy()

@@ -128,9 +128,16 @@ def write_pid_file(path: str, pid: int) -> None:
     """Decimal pid, no newline (what conmon and the shim read), replaced atomically."""
     path = os.path.abspath(path)
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OciishError(f"--pid-file {path}: cannot write it: {e.strerror}") from None
 
 
 def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str | None = None,
@@ -188,11 +195,13 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
         try:
             store.write_file(container_id, "config.json", raw)
             creation.run(console_socket, preserve_fds)
+            if pid_file:
+                write_pid_file(pid_file, record["pid"])  # the last step: nothing can fail after it
         except BaseException:
             creation.rollback()
             raise
-    if pid_file:
-        write_pid_file(pid_file, record["pid"])
+        if creation.init is not None:
+            creation.init.close()  # its pidfd was kept for a rollback; none will come now
     return record["pid"]
 
 

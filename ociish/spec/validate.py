@@ -86,6 +86,7 @@ def semantic_errors(config: dict[str, Any], label: str = "config.json") -> list[
         *_mapping_problems(config, linux, namespaces),
         *_seccomp_problems(linux.get("seccomp")),
         *_sysctl_problems(linux.get("sysctl", {})),
+        *_nul_bytes(config, ()),
     ]
     return _render(label, problems)
 
@@ -247,6 +248,20 @@ def _render(label: str, problems: Iterable[Problem]) -> list[str]:
 
 
 # --- semantic checks (each cites the spec section it enforces) --------------------------
+
+
+def _nul_bytes(value: object, path: PathParts) -> Iterator[Problem]:
+    """No string the kernel will see may hold a NUL byte: paths, args, env and names would
+    be cut short (or refused) at the system call."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path, f"{_short(value)}: expected a string without NUL bytes"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _nul_bytes(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_bytes(item, (*path, index))
 
 
 def _missing_for_create(config: dict[str, Any]) -> Iterator[Problem]:

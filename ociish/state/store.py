@@ -49,15 +49,64 @@ def check_id(container_id: str) -> str:
     return container_id
 
 
-class ContainerLock:
-    """An exclusive flock on ``<root>/<id>.lock``, held for the life of a mutating command."""
+_PID_MAX = 1 << 22  # PID_MAX_LIMIT
+_STR_LIST = "list of strings"
+# The fields later commands read from a record and the shapes they rely on (when present):
+# a record that breaks them is reported as corrupt, never met as a KeyError deep in a command.
+_RECORD_SHAPE: dict[str, Any] = {
+    "ociVersion": str, "status": str, "pid": "pid", "bundle": str, "rootfs": str, "created": str, "owner": str,
+    "annotations": dict, "init_start": int, "pid_namespace_new": bool, "hooks": dict,
+    "creator": {"pid": "pid", "start": int},
+    "cgroup": {"version": int, "mode": str, "driver": str, "cgroup": str, "paths": dict, "created": _STR_LIST},
+}
+_NULLABLE = frozenset({"init_start", "start", "cgroup"})
 
-    def __init__(self, path: str, fd: int) -> None:
+
+def _fits(value: Any, shape: Any) -> bool:
+    if shape == "pid":
+        return type(value) is int and 0 <= value <= _PID_MAX
+    if shape == _STR_LIST:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if isinstance(shape, dict):
+        return isinstance(value, dict) and all(
+            k not in value or (value[k] is None and k in _NULLABLE) or _fits(value[k], s) for k, s in shape.items())
+    return isinstance(value, shape) and not (isinstance(value, bool) and shape is int)
+
+
+def _well_formed(record: Any, container_id: str) -> bool:
+    if not isinstance(record, dict) or record.get("id") != container_id or not _fits(record, _RECORD_SHAPE):
+        return False
+    if record.get("cgroup") is not None:
+        paths = record["cgroup"].get("paths")
+        if not isinstance(paths, dict) or not all(isinstance(v, str) for v in paths.values()):
+            return False
+    hooks = record.get("hooks") or {}
+    return all(isinstance(entries, list) and all(isinstance(h, dict) and isinstance(h.get("path"), str)
+                                                 for h in entries) for entries in hooks.values())
+
+
+class ContainerLock:
+    """An exclusive flock on ``<root>/<id>.lock``, held for the life of a mutating command.
+
+    A lock file never outlives its container: released while the container has no
+    directory (a command on an unknown id, a create that failed before making it), the
+    file is unlinked first, still under the lock, as delete does (waiters re-check).
+    """
+
+    def __init__(self, path: str, fd: int, directory: str) -> None:
         self.path = path
         self._fd = fd
+        self._directory = directory
 
     def release(self) -> None:
         if self._fd >= 0:
+            if not os.path.isdir(self._directory):
+                try:
+                    mine = os.stat(self.path).st_ino == os.fstat(self._fd).st_ino
+                    if mine:
+                        os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
             os.close(self._fd)
             self._fd = -1
 
@@ -73,10 +122,13 @@ class StateStore:
         self.root = os.path.abspath(root)
 
     def dir(self, container_id: str) -> str:
-        return os.path.join(self.root, container_id)
+        return os.path.join(self.root, check_id(container_id))  # an id never names a path outside the root
 
     def path(self, container_id: str, name: str) -> str:
-        return os.path.join(self.root, container_id, name)
+        return os.path.join(self.dir(container_id), name)
+
+    def lock_path(self, container_id: str) -> str:
+        return self.dir(container_id) + ".lock"
 
     def ensure_root(self) -> None:
         try:
@@ -86,8 +138,8 @@ class StateStore:
 
     def lock(self, container_id: str, timeout: float = LOCK_TIMEOUT) -> ContainerLock:
         """Take the container's lock, waiting up to ``timeout`` seconds for another command."""
+        path = self.lock_path(container_id)
         self.ensure_root()
-        path = os.path.join(self.root, container_id + ".lock")
         deadline = time.monotonic() + timeout
         delay = 0.001
         while True:
@@ -107,14 +159,28 @@ class StateStore:
             except FileNotFoundError:
                 same = False
             if same:
-                return ContainerLock(path, fd)
+                return ContainerLock(path, fd, self.dir(container_id))
             os.close(fd)
 
     def remove_lock(self, container_id: str) -> None:
         try:
-            os.unlink(os.path.join(self.root, container_id + ".lock"))
+            os.unlink(self.lock_path(container_id))
         except FileNotFoundError:
             pass
+
+    def remove_stale_lock(self, container_id: str) -> None:
+        """Unlink the lock file of a container without a directory (a create killed before
+        it made one), unless a command holds it right now."""
+        try:
+            fd = os.open(self.lock_path(container_id), os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return
+        ContainerLock(self.lock_path(container_id), fd, self.dir(container_id)).release()
 
     def exists(self, container_id: str) -> bool:
         return os.path.isdir(self.dir(container_id))
@@ -152,9 +218,9 @@ class StateStore:
             raise ContainerNotFound(container_id) from None
         try:
             record = json.loads(data)
-        except ValueError:  # not JSON, or not UTF-8
-            raise OciishError(f"state of container {container_id!r} is corrupt: {self.path(container_id, STATE_FILE)}") from None
-        if not isinstance(record, dict) or record.get("id") != container_id:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+            record = None
+        if not _well_formed(record, container_id):
             raise OciishError(f"state of container {container_id!r} is corrupt: {self.path(container_id, STATE_FILE)}")
         return record
 
