@@ -224,14 +224,18 @@ def start(store: StateStore, container_id: str) -> None:
         if status != "created":
             raise WrongState(f"cannot start container {container_id!r}: it is {status}, not created")
         fifo_path = store.path(container_id, FIFO_NAME)
+        # the pidfd first: opening the fifo releases the init, whose process may then exit
+        # (and be reaped by conmon or the shim) before a later pidfd_open could find it
+        pidfd = open_pidfd(container.pid)
+        if pidfd is None or not container.init_alive():
+            if pidfd is not None:
+                os.close(pidfd)
+            raise WrongState(f"cannot start container {container_id!r}: its init has exited")
         try:
             fifo = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
+            os.close(pidfd)
             raise WrongState(f"cannot start container {container_id!r}: it was already started") from None
-        pidfd = open_pidfd(container.pid)
-        if pidfd is None:
-            os.close(fifo)
-            raise WrongState(f"cannot start container {container_id!r}: its init has exited")
         try:
             failure = _release(fifo, pidfd, container)
         finally:

@@ -76,10 +76,19 @@ def _bootstrap(plan: dict[str, Any], chan: Channel) -> None:
         with open("/proc/self/timens_offsets", "w") as f:
             f.write(plan["time_offsets"])
     _step = "fork init"
+    # the child shares our channel: it may only speak once "pid" is on it, or its first
+    # request could reach create before create knows who is asking
+    gate_r, gate_w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(gate_w)
+        os.read(gate_r, 1)
+        os.close(gate_r)
         (_exec_child if plan["mode"] == "exec" else _init)(plan, chan)
+    os.close(gate_r)
     chan.send("pid", pid)
+    os.write(gate_w, b"1")
+    os.close(gate_w)
 
 
 def _join_namespaces(plan: dict[str, Any]) -> None:

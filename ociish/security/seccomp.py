@@ -34,7 +34,12 @@ def _library() -> Any:
     return pyseccomp
 
 
+MAX_ERRNO = 4095  # what the kernel passes back from a filter (SECCOMP_RET_DATA, errno range)
+
+
 def _action(lib: Any, name: str, errno_ret: int | None, where: str) -> int:
+    if errno_ret is not None and not 0 <= errno_ret <= MAX_ERRNO:
+        raise ConfigError(f"config.json: {where}: errnoRet {errno_ret}: expected an errno from 0 to {MAX_ERRNO}")
     if name == "SCMP_ACT_ERRNO":
         return lib.ERRNO(errno.EPERM if errno_ret is None else errno_ret)
     if name == "SCMP_ACT_TRACE":
@@ -59,11 +64,18 @@ def compile_filter(spec: dict[str, Any]) -> dict[str, Any]:
     """{"bpf": bytes, "flags": int, "listener": bool, "skipped": [names]} for the init."""
     lib = _library()
     default = _action(lib, spec["defaultAction"], spec.get("defaultErrnoRet"), "linux.seccomp.defaultAction")
-    flt = lib.SyscallFilter(default)
+    try:
+        flt = lib.SyscallFilter(default)
+    except OSError as e:
+        raise ConfigError(f"config.json: linux.seccomp.defaultAction: libseccomp refused it: {e.strerror}") from None
     for index, name in enumerate(spec.get("architectures") or []):
         arch = _arch(lib, name, index)
-        if not flt.exist_arch(arch):
-            flt.add_arch(arch)
+        try:
+            if not flt.exist_arch(arch):
+                flt.add_arch(arch)
+        except OSError as e:  # e.g. a big-endian arch beside a little-endian native one
+            raise ConfigError(f"config.json: linux.seccomp.architectures[{index}]: libseccomp cannot add "
+                              f"{name} on this host: {e.strerror}") from None
     uses_notify = spec["defaultAction"] == "SCMP_ACT_NOTIFY"
     skipped: list[str] = []
     for index, rule in enumerate(spec.get("syscalls") or []):
@@ -96,7 +108,11 @@ def compile_filter(spec: dict[str, Any]) -> dict[str, Any]:
         if not spec.get("listenerPath"):
             raise ConfigError("config.json: linux.seccomp.listenerPath: required when an action is SCMP_ACT_NOTIFY")
         flags |= FLAG_NEW_LISTENER
-    return {"bpf": _export(flt), "flags": flags, "listener": uses_notify, "skipped": skipped}
+    try:
+        program = _export(flt)
+    except OSError as e:
+        raise ConfigError(f"config.json: linux.seccomp: libseccomp could not build the filter: {e.strerror}") from None
+    return {"bpf": program, "flags": flags, "listener": uses_notify, "skipped": skipped}
 
 
 def _add_rule(flt: Any, action: int, number: int, conditions: list[Any]) -> None:
