@@ -39,6 +39,7 @@ import os
 import platform
 import select
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -149,8 +150,13 @@ class Bench:
     interpreter: Path  # the one that runs the ociish console script
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
+    @property
+    def id_prefix(self) -> str:
+        """Every container id of this run starts with it (and so does its cgroup's name)."""
+        return f"bench-{os.getpid()}-"
+
     def new_id(self) -> str:
-        return f"bench-{os.getpid()}-{next(self._ids)}"
+        return f"{self.id_prefix}{next(self._ids)}"
 
     def pid_file(self, container_id: str) -> Path:
         return self.workdir / f"{container_id}.pid"
@@ -239,15 +245,15 @@ def vm_rss_mib(pid: int) -> float:
     raise BenchError(f"/proc/{pid}/status has no VmRSS (a kernel thread or an exited process?)")
 
 
-def detached_lifecycle(bench: Bench, rt: Runtime, bundle: Path, signal: str | None) -> None:
+def detached_lifecycle(bench: Bench, rt: Runtime, bundle: Path, kill_signal: str | None) -> None:
     """create → start → (kill) → wait until stopped → delete: what a client such as conmon runs."""
     container_id = bench.new_id()
     pid_file = bench.pid_file(container_id)
     rt.call("create", "--bundle", bundle, "--pid-file", pid_file, container_id)
     pid = read_pid(pid_file)
     rt.call("start", container_id)
-    if signal:
-        rt.call("kill", container_id, signal)
+    if kill_signal:
+        rt.call("kill", container_id, kill_signal)
     wait_stopped(pid)
     rt.call("delete", container_id)
     pid_file.unlink()
@@ -523,6 +529,38 @@ def remove_containers(rt: Runtime) -> None:
         shutil.rmtree(rt.root, ignore_errors=True)
 
 
+def remove_strays(id_prefix: str) -> None:
+    """Kill the processes and remove the cgroups of this run's containers that delete --force left.
+
+    A runtime that lost track of a container (its state says pid 0) cannot kill it; its
+    init would wait for ``start`` forever.  The cgroup name, the container id, finds it.
+    """
+    cgroup_root = Path("/sys/fs/cgroup")
+    strays = [d for d, _, _ in os.walk(cgroup_root) if Path(d).name.startswith(id_prefix)]
+    pids: set[int] = set()
+    for directory in strays:
+        with suppress(FileNotFoundError):
+            pids.update(int(pid) for pid in (Path(directory) / "cgroup.procs").read_text().split())
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with suppress(ChildProcessError):  # ours, as the subreaper, unless their runtime still runs
+            os.waitpid(pid, 0)
+    deadline = time.monotonic() + 10
+    for directory in sorted(strays, key=lambda d: d.count("/"), reverse=True):
+        while True:
+            try:
+                os.rmdir(directory)
+                break
+            except OSError:  # EBUSY until the killed processes are gone
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+    if strays:
+        print(f"removed {len(strays)} cgroups and killed {sorted(pids)} that delete --force left behind",
+              file=sys.stderr)
+
+
 def shebang_interpreter(script: Path) -> Path:
     """The interpreter a console script runs under (its ``#!`` line)."""
     first = script.read_text().splitlines()[0]
@@ -739,6 +777,7 @@ def measure_all(bench: Bench) -> list[Row]:
         finally:
             for rt in bench.runtimes:
                 remove_containers(rt)
+            remove_strays(bench.id_prefix)
     rows += progress(measure_podman(bench))  # not as a subreaper: conmon is reparented to init, as usual
     return rows
 

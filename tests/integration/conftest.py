@@ -1,8 +1,9 @@
 """What ociish may leave on the host, found and attributed; and the session's leak check.
 
 Nothing a test runs may outlive it: no container state (in any --root a test passed to a
-create or run), no cgroup, no mount, no process, no zombie.  `HostProbe` finds those left by a test (its directory, its state roots, its
-container ids); `session_leak_check` looks once more after the whole session.
+create or run), no cgroup, no mount, no process, no zombie.  `HostProbe` finds those left
+by a test (its directory, its state roots, its container ids); `session_leak_check`
+looks once more after the whole session.
 
 Other test sessions may run on the same host at the same time (developers share
 machines), so nothing here looks at the host as a whole: a leftover counts when it can be
@@ -230,15 +231,16 @@ def host(tmp_path: Path) -> HostProbe:
 
 _CGROUPS_AT_START = container_cgroups()
 _COMMAND_LINE_WORDS: set[str] = set()  # every argument of every process this session started
-_STATE_ROOTS: set[str] = set()  # every --root a create or run was given (others hold made-up records)
+_STATE_ROOTS: set[str] = set()  # every --root an ociish create or run had (others hold made-up records)
 
 
 def _note_command_line(event: str, args: tuple) -> None:
     if event == "subprocess.Popen" and isinstance(args[1], (list, tuple)):
         argv = [os.fspath(a) for a in args[1] if isinstance(a, (str, os.PathLike))]
         _COMMAND_LINE_WORDS.update(a for a in argv if isinstance(a, str))
+        ociish = "ociish" in argv or os.path.basename(argv[0]) == "ociish" or any("from ociish" in a for a in argv)
         for index, (flag, value) in enumerate(zip(argv, argv[1:])):
-            if flag == "--root" and {"create", "run"} & set(argv[index + 2:]):
+            if ociish and flag == "--root" and {"create", "run"} & set(argv[index + 2:]):
                 _STATE_ROOTS.add(os.path.abspath(value))
 
 

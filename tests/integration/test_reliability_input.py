@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import string
 from pathlib import Path
 from typing import Any, Callable
 from unittest import mock
@@ -31,12 +30,13 @@ from ociish.state.store import StateStore
 
 SCHEMA = json.loads((REPO / "schemas" / "config.schema.json").read_text())
 FIXTURES_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
+# the same examples on every run (CI stays deterministic); OCIISH_FUZZ_SEED=random explores new ones
+FUZZ: dict[str, Any] = {"deadline": None, "suppress_health_check": FIXTURES_OK, "database": None,
+                        "derandomize": os.environ.get("OCIISH_FUZZ_SEED") != "random"}
 
 # ------------------------------------------------------------------ strategies
 
-TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=12)
-# NUL bytes are kept out of the generated text: ociish does not refuse them yet (see
-# test_nul_bytes_in_config_strings, an expected failure until it does).
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)  # NUL bytes included
 ABSURD_PATHS = ("", "/", ".", "..", "//", "../../../../etc", "/a/../../b", "/dev/null", "/proc/self/fd/999",
                 "relative/path", "/x y", "/tmp/\n", "/\u202eevil", "~", "-", "a" * 5000, "/" + "a/" * 1500,
                 "/" + "b" * 255 + "c")
@@ -86,7 +86,7 @@ class _Schema:
         if kinds == "string":
             if "pattern" in node and not node["pattern"].startswith("\n"):
                 return st.from_regex(node["pattern"], fullmatch=node["pattern"].endswith("$")).filter(
-                    lambda s: "\x00" not in s and len(s) < 200)
+                    lambda s: len(s) < 200)
             return TEXT.filter(lambda s: len(s) >= node.get("minLength", 0)) | st.sampled_from(ABSURD_PATHS[1:])
         if kinds == "integer":
             low = node.get("minimum", node.get("exclusiveMinimum", -2 ** 63 - 1) + 1)
@@ -210,7 +210,7 @@ def dry_bundle(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -
     return Bundle(tmp_path_factory.mktemp("dry"), busybox_rootfs).path
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=FIXTURES_OK)
+@settings(max_examples=100, **FUZZ)
 @given(config=schema_configs, real_root=st.booleans())
 def test_configs_from_the_schema_are_accepted_or_refused_cleanly(dry_bundle: Path, config: dict[str, Any],
                                                                  real_root: bool) -> None:
@@ -219,14 +219,14 @@ def test_configs_from_the_schema_are_accepted_or_refused_cleanly(dry_bundle: Pat
     dry_create(dry_bundle, encode(config))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=FIXTURES_OK)
+@settings(max_examples=200, **FUZZ)
 @given(config=grafted_configs())
 def test_configs_with_a_section_from_the_schema_are_accepted_or_refused_cleanly(dry_bundle: Path,
                                                                                 config: dict[str, Any]) -> None:
     dry_create(dry_bundle, encode(config))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=FIXTURES_OK)
+@settings(max_examples=300, **FUZZ)
 @given(config=mutated_configs())
 def test_mutated_configs_are_accepted_or_refused_cleanly(dry_bundle: Path, config: dict[str, Any]) -> None:
     dry_create(dry_bundle, encode(config))
@@ -237,13 +237,31 @@ def test_the_strategies_reach_both_outcomes(dry_bundle: Path, strategy: st.Searc
     """Guard against strategies that only ever produce configs refused at the first check."""
     outcomes = {"accepted": 0, "refused": 0}
 
-    @settings(max_examples=100, deadline=None, database=None, suppress_health_check=FIXTURES_OK)
+    @settings(max_examples=100, **FUZZ)
     @given(config=strategy)
     def sample(config: dict[str, Any]) -> None:
         outcomes["accepted" if dry_create(dry_bundle, encode(config)) is None else "refused"] += 1
 
     sample()
     assert outcomes["accepted"] >= 5 and outcomes["refused"] >= 10, outcomes
+
+
+SECCOMP_REFUSED_BY_LIBSECCOMP = {
+    "an errno libseccomp cannot encode": {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 4095},
+    "an architecture libseccomp cannot add": {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_MIPS"]},
+}
+
+
+@pytest.mark.xfail(strict=True, raises=OSError,
+                   reason="BUG: ociish/security/seccomp.py passes these to libseccomp unchecked; its OSError "
+                          "(EINVAL, EDOM) becomes 'internal error' instead of naming linux.seccomp "
+                          "(found by test_configs_with_a_section_from_the_schema_...)")
+@pytest.mark.parametrize("case", SECCOMP_REFUSED_BY_LIBSECCOMP)
+def test_seccomp_values_libseccomp_refuses_are_config_errors(dry_bundle: Path, case: str) -> None:
+    config = busybox_config()
+    config["linux"]["seccomp"] = SECCOMP_REFUSED_BY_LIBSECCOMP[case]
+    message = dry_create(dry_bundle, encode(config))
+    assert message is not None and "linux.seccomp" in message
 
 
 # ------------------------------------------------------------------ documents no generator writes
@@ -305,7 +323,7 @@ def test_nul_bytes_in_config_strings(runtime: Runtime, bundle: Bundle, host, fie
     result = runtime("create", "--bundle", str(bundle.path), cid)
     host.assert_clean([cid], [runtime.root])
     assert_clean_failure(result)
-    assert field.split("[")[0] in result.stderr
+    assert f"config.json: {field}: " in result.stderr and "NUL" in result.stderr, result.stderr
 
 
 def assert_clean_failure(result: Any) -> None:
@@ -339,7 +357,7 @@ def made_safe(config: Any) -> Any:
     return config
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=FIXTURES_OK, database=None)
+@settings(max_examples=25, **FUZZ)
 @given(config=mutated_configs().map(made_safe))
 def test_mutated_configs_through_the_cli_leave_a_container_or_nothing(runtime: Runtime, bundle: Bundle, host,
                                                                       config: dict[str, Any]) -> None:
@@ -380,7 +398,7 @@ def command_lines(draw: Callable, container: str, bundle: str) -> list[str]:
     return [command, *rest] if command else rest
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURES_OK, database=None)
+@settings(max_examples=40, **FUZZ)
 @given(data=st.data(), with_container=st.booleans())
 def test_any_command_line_exits_0_or_1_cleanly_and_leaves_nothing(runtime: Runtime, bundle: Bundle, host,
                                                                   tmp_path: Path, data: Any,

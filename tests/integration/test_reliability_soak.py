@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -77,7 +76,7 @@ def test_two_hundred_containers_wait_together_then_start_and_go(runtime: Runtime
             states = {c["id"]: c["status"] for c in json.loads(runtime("list", "--format", "json").stdout)}
             assert states == {cid: "created" if phase == "create" else "running" for cid in ids}
     host.assert_clean(ids, [runtime.root], what="by 200 containers")
-    print(f"200 containers: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    print("200 containers: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
 
 
 @pytest.mark.parametrize("cycles", [pytest.param(1000, marks=pytest.mark.slow), 10])
