@@ -21,7 +21,8 @@ NOT_YET = ("checkpoint", "restore")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise OciishError(f"{self.prog}: {message}")
+        command = self.prog.partition(" ")[2]  # "ociish kill" → "kill"; the log adds "ociish: "
+        raise OciishError(f"{command}: {message}" if command else message)
 
 
 def _parser() -> argparse.ArgumentParser:
