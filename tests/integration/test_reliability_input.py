@@ -252,10 +252,6 @@ SECCOMP_REFUSED_BY_LIBSECCOMP = {
 }
 
 
-@pytest.mark.xfail(strict=True, raises=OSError,
-                   reason="BUG: ociish/security/seccomp.py passes these to libseccomp unchecked; its OSError "
-                          "(EINVAL, EDOM) becomes 'internal error' instead of naming linux.seccomp "
-                          "(found by test_configs_with_a_section_from_the_schema_...)")
 @pytest.mark.parametrize("case", SECCOMP_REFUSED_BY_LIBSECCOMP)
 def test_seccomp_values_libseccomp_refuses_are_config_errors(dry_bundle: Path, case: str) -> None:
     config = busybox_config()
