@@ -11,14 +11,17 @@ import pytest
 from conftest import Bundle, Runtime, cgroup_dirs, unique_id
 
 
-def host_mounts() -> list[str]:
-    return sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
+def host_mounts(*under: Path) -> list[str]:
+    """Mount points of the host under these directories (other activity on the host may
+    mount elsewhere meanwhile)."""
+    points = (line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
+    return sorted(p for p in points if any(p.startswith(str(d)) for d in under))
 
 
 def assert_clean_failure(runtime: Runtime, bundle: Bundle, expected: str, *extra: str) -> str:
     """create must fail with exit 1 and a one-line message containing ``expected``,
     leaving no state, cgroup or mount behind."""
-    mounts_before = host_mounts()
+    mounts_before = host_mounts(bundle.path, runtime.root)
     cid = unique_id()
     result = runtime(*extra, "create", "--bundle", str(bundle.path), cid)
     assert result.returncode == 1, result.stderr
@@ -26,7 +29,7 @@ def assert_clean_failure(runtime: Runtime, bundle: Bundle, expected: str, *extra
     assert "Traceback" not in result.stderr
     assert runtime.ids() == [] and not cgroup_dirs(cid)
     assert not (runtime.root / f"{cid}.lock").exists()
-    assert host_mounts() == mounts_before
+    assert host_mounts(bundle.path, runtime.root) == mounts_before
     return result.stderr
 
 
