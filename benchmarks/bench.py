@@ -37,6 +37,7 @@ import itertools
 import json
 import os
 import platform
+import resource
 import select
 import shutil
 import signal
@@ -569,9 +570,23 @@ def shebang_interpreter(script: Path) -> Path:
     return Path(first[2:].split()[0])
 
 
-def load_average() -> str:
-    """1, 5 and 15 min: shown at the start and the end, because others' work on the machine skews every row."""
-    return " ".join(f"{load:.2f}" for load in os.getloadavg())
+def cpu_seconds() -> tuple[float, float]:
+    """(busy CPU time of the whole machine, that of this process and every child it reaped), in seconds."""
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, Path("/proc/stat").read_text().split()[1:8])
+    busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    own, reaped = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return busy, own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+
+
+def others_cpu(start: tuple[float, float], took: float) -> str:
+    """CPU time the machine spent on other work during the run: it skews every row.
+
+    The load average cannot tell, since the parallel rows themselves load the machine.
+    conmon and podman's clean-up process are not reaped here and count as others.
+    """
+    busy, ours = cpu_seconds()
+    other = max(0.0, busy - start[0] - (ours - start[1]))
+    return f"{other:.0f} CPU-seconds, {other / (took * (os.cpu_count() or 1)):.0%} of the machine during the run"
 
 
 def machine(bench: Bench) -> dict[str, str]:
@@ -592,7 +607,7 @@ def machine(bench: Bench) -> dict[str, str]:
         "cpu": cpu,
         "cores": str(os.cpu_count()),
         "memory": f"{int(meminfo[meminfo.index('MemTotal:') + 1]) / 2**20:.0f} GiB",
-        "load average at start": load_average(),
+        "load average at start": " ".join(f"{load:.2f}" for load in os.getloadavg()),
         "kernel": platform.release(),
         "python": f"{output([str(bench.interpreter), '--version'])} ({bench.interpreter})",
         "ociish": f"{output([str(ociish.binary), '--version'])}, commit {commit}"
@@ -809,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
     if out is not None and importlib.util.find_spec("matplotlib") is None:
         parser.error("the chart needs matplotlib: .venv/bin/pip install -e '.[bench]'")
 
-    began = time.monotonic()
+    began, cpu_at_start = time.monotonic(), cpu_seconds()
     workdir = Path(tempfile.mkdtemp(prefix="ociish-bench-"))
     try:
         rootfs = workdir / "rootfs"
@@ -824,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
             interpreter=shebang_interpreter(args.ociish))
         info = machine(bench)
         rows = measure_all(bench)
-        info["load average at end"] = load_average()
+        info["CPU used by other processes"] = others_cpu(cpu_at_start, time.monotonic() - began)
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 1
