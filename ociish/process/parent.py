@@ -13,6 +13,9 @@ The conversation (see process/init.py for the other side)::
     init    → created        parent persists "created"           → ok
     any     → error MSG      create fails with MSG and rolls back
     EOF before "created"     the init died: create fails and rolls back
+
+The init's requests are refused before "pid": stage 1 holds the init on a pipe until
+"pid" is on the channel, and create checks that order rather than trusting it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ociish.process.exeseal import sealed_interpreter
 
 _BOOT = "import sys;sys.path[:0]=[{path!r}];from ociish.process.init import bootstrap;bootstrap()"
 KILL_WAIT = 10.0
+_INIT_REQUESTS = frozenset({"hooks", "ready", "seccomp", "warn", "created"})
 
 
 class InitProcess:
@@ -151,6 +155,10 @@ class Conversation:
             kind = message[0]
             if kind == "error":
                 raise OciishError(message[1])
+            if kind in _INIT_REQUESTS and not self.init.pid:
+                # only the init sends these, and only after stage 1 reported its pid: a
+                # container recorded without its pid could never be started or killed
+                raise OciishError(f"container setup out of order: the init sent {kind!r} before its pid was known")
             if kind == "usermap":
                 self.host.write_usermap(self.init.bootstrap_pid)
                 self.chan.send("ok")

@@ -148,3 +148,30 @@ def test_kill_racing_the_process_exit_is_never_an_internal_error(runtime: Runtim
                     assert_clean_refusal(result, "container not running")
         runtime("delete", cid, check=True)
     host.assert_clean(ids, [runtime.root])
+
+
+@pytest.mark.slow
+def test_concurrent_lifecycles_each_record_their_init(runtime: Runtime, bundle: Bundle, host, tmp_path: Path) -> None:
+    """create → start → delete, 20 at a time: every create that exits 0 has recorded its
+    init (a record without the pid could be neither started nor killed)."""
+    bundle.args("true")
+    ids = [unique_id("life") for _ in range(60)]
+
+    def lifecycle(cid: str) -> str | None:
+        pid_file = tmp_path / f"{cid}.pid"
+        created = runtime("create", "--bundle", str(bundle.path), "--pid-file", str(pid_file), cid, timeout=120)
+        if created.returncode:
+            return f"create {cid}: {created.stderr}"
+        state = runtime.state(cid)
+        if state["status"] != "created" or state["pid"] <= 0 or str(state["pid"]) != pid_file.read_text().strip():
+            return f"create {cid} recorded {state}, pid file {pid_file.read_text()!r}"
+        for step in (("start", cid), ("delete", "--force", cid)):
+            result = runtime(*step, timeout=120)
+            if result.returncode:
+                return f"{step[0]} {cid}: {result.stderr}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        failures = [failure for failure in pool.map(lifecycle, ids) if failure]
+    assert failures == []
+    host.assert_clean(ids, [runtime.root])
