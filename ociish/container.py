@@ -182,13 +182,13 @@ class Container:
         self.store.remove(self.id)
 
     def hook_state(self, status: str) -> bytes:
-        import orjson
+        from ociish import jsonio
 
         state = self.state()
         state["status"] = status
         if status == "stopped":
             state["pid"] = 0
-        return orjson.dumps({k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations")})
+        return jsonio.dumps({k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations")})
 
 
 def open_pidfd(pid: int) -> int | None:

@@ -14,9 +14,7 @@ import socket
 import time
 from typing import Any
 
-import orjson
-
-from ociish import OCI_VERSION, log
+from ociish import OCI_VERSION, jsonio, log
 from ociish.errors import ConfigError, OciishError
 from ociish.linux import proc as P
 from ociish.process import plan as planner
@@ -35,8 +33,8 @@ def load_config(bundle: str) -> tuple[dict[str, Any], bytes]:
     except OSError as e:
         raise ConfigError(f"{path}: {e.strerror}") from None
     try:
-        config = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
+        config = jsonio.loads(raw)
+    except ValueError as e:
         raise ConfigError(f"config.json: not valid JSON: {e}") from None
     from ociish.spec.validate import validate_config
 
@@ -317,7 +315,7 @@ class _Creation:
         from ociish.hooks import run_hooks
 
         hooks = self.config.get("hooks") or {}
-        state = orjson.dumps({"ociVersion": OCI_VERSION, "id": self.id, "status": "creating", "pid": init.pid,
+        state = jsonio.dumps({"ociVersion": OCI_VERSION, "id": self.id, "status": "creating", "pid": init.pid,
                               "bundle": self.record["bundle"], "annotations": self.record["annotations"]})
         for kind in ("prestart", "createRuntime"):
             run_hooks(kind, hooks.get(kind) or [], state, self.record["bundle"])
@@ -332,7 +330,7 @@ class _Creation:
         spec = (self.config.get("linux") or {})["seccomp"]
         state = {"ociVersion": OCI_VERSION, "id": self.id, "status": "creating", "pid": init.pid,
                  "bundle": self.record["bundle"], "annotations": self.record["annotations"]}
-        message = orjson.dumps({"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": init.pid,
+        message = jsonio.dumps({"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": init.pid,
                                 "metadata": spec.get("listenerMetadata", ""), "state": state})
         sock = socket.socket(fileno=_connect(spec["listenerPath"], "linux.seccomp.listenerPath"))
         try:
@@ -354,7 +352,7 @@ class _Creation:
         if self.hooks_reached:
             from ociish.container import run_hooks_warning_only
 
-            state = orjson.dumps({"ociVersion": OCI_VERSION, "id": self.id, "status": "stopped", "pid": 0,
+            state = jsonio.dumps({"ociVersion": OCI_VERSION, "id": self.id, "status": "stopped", "pid": 0,
                                   "bundle": self.record["bundle"], "annotations": self.record["annotations"]})
             run_hooks_warning_only("poststop", (self.config.get("hooks") or {}).get("poststop") or [], state)
         self.store.remove(self.id)

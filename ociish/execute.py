@@ -62,16 +62,17 @@ def process_from_args(config: dict[str, Any], args: list[str], *, cwd: str | Non
 
 def load_process_file(path: str) -> dict[str, Any]:
     """A `--process` JSON file (what podman and containerd write), validated."""
-    import orjson
-
+    from ociish import jsonio
     from ociish.spec.validate import schema_errors
 
     try:
         with open(path, "rb") as f:
-            proc = orjson.loads(f.read())
+            raw = f.read()
     except OSError as e:
         raise OciishError(f"exec: --process {path}: {e.strerror}") from None
-    except orjson.JSONDecodeError as e:
+    try:
+        proc = jsonio.loads(raw)
+    except ValueError as e:
         raise ConfigError(f"process.json: not valid JSON: {e}") from None
     problems = schema_errors(proc, "process", label="process.json")
     if problems:
@@ -105,13 +106,12 @@ class _Exec:
     def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None:
         import socket
 
-        import orjson
-
+        from ociish import jsonio
         from ociish.create import _connect
 
         spec = (self.config.get("linux") or {})["seccomp"]
         state = self.container.state()
-        message = orjson.dumps({"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": init.pid,
+        message = jsonio.dumps({"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": init.pid,
                                 "metadata": spec.get("listenerMetadata", ""),
                                 "state": {k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations")}})
         sock = socket.socket(fileno=_connect(spec["listenerPath"], "linux.seccomp.listenerPath"))

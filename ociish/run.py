@@ -39,13 +39,13 @@ def run(store: StateStore, container_id: str, bundle: str, *, detach: bool, keep
 
 def _wants_terminal(bundle: str) -> bool:
     """process.terminal of the bundle (create validates the file; here only peek)."""
-    import orjson
+    from ociish import jsonio
 
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            config = orjson.loads(f.read())
+            config = jsonio.loads(f.read())
         return bool(config["process"]["terminal"]) is True
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):
         return False
 
 

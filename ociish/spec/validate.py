@@ -17,8 +17,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
@@ -106,7 +104,7 @@ def validate_config(config: object, label: str = "config.json") -> list[str]:
 def _load_schema(name: str) -> dict[str, Any]:
     path = SCHEMA_DIR / f"{name}{_SUFFIX}"
     try:
-        schema: dict[str, Any] = orjson.loads(path.read_bytes())
+        schema: dict[str, Any] = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise ValueError(f"unknown schema {name!r}: {path} does not exist") from None
     return schema

@@ -14,8 +14,7 @@ directory fd of the state root has to exist while a container process is being s
 
 The record is a few hundred bytes read by every `state`, `kill` and `start`: it goes
 through the stdlib json module, which imports in a millisecond, where orjson's import
-(dataclasses, uuid, ...) would cost the hot path ten times that.  config.json, read once
-by create, is parsed with orjson.
+(dataclasses, uuid, ...) would cost the hot path twenty times that (see ociish.jsonio).
 """
 
 from __future__ import annotations
@@ -225,10 +224,10 @@ class StateStore:
         return record
 
     def load_config(self, container_id: str) -> dict[str, Any]:
-        import orjson
+        from ociish import jsonio
 
         with open(self.path(container_id, CONFIG_FILE), "rb") as f:
-            return orjson.loads(f.read())
+            return jsonio.loads(f.read())
 
     def remove(self, container_id: str) -> None:
         """Remove the container's directory and everything in it."""
