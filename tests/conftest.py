@@ -40,6 +40,34 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return rootfs
 
 
+def assert_same_verdict(document: object, schema_name: str, fast: bool | None = None) -> None:
+    """The compiled fast check (ociish.spec.fastcheck) must give jsonschema's verdict."""
+    from ociish.spec import validate
+
+    if fast is None:
+        fast = validate.conforms(document, schema_name)
+    reference = validate._validator(schema_name).is_valid(document)
+    assert fast == reference, f"fast check says {fast}, jsonschema {reference}, for {schema_name}: {document!r}"[:2000]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_check_agrees_with_jsonschema() -> Iterator[None]:
+    """Every document validated in the test process gets both verdicts (and so does every
+    config a test writes for the CLI: Bundle.write)."""
+    from ociish.spec import validate
+
+    original = validate.conforms
+
+    def both(document: object, schema_name: str) -> bool:
+        fast = original(document, schema_name)
+        assert_same_verdict(document, schema_name, fast)
+        return fast
+
+    validate.conforms = both
+    yield
+    validate.conforms = original
+
+
 def default_config() -> dict[str, Any]:
     from ociish.spec.defaults import default_config as make
 
@@ -88,6 +116,7 @@ class Bundle:
         self.config["process"]["terminal"] = False  # stdio stays the runtime's, tests read it
 
     def write(self) -> "Bundle":
+        assert_same_verdict(self.config, "config")
         (self.path / "config.json").write_text(json.dumps(self.config, indent=1))
         return self
 

@@ -64,7 +64,7 @@ def load_json(path: Path) -> Any:
 # --- the schemas themselves -------------------------------------------------------------
 
 
-SCHEMA_FILES = sorted(SCHEMA_DIR.glob("*.schema.json"))
+SCHEMA_FILES = sorted(Path(SCHEMA_DIR).glob("*.schema.json"))
 
 
 def test_all_four_schemas_exist() -> None:
@@ -99,13 +99,13 @@ def test_refs_point_inside_schemas_folder(path: Path) -> None:
     for ref in _refs(load_json(path)):
         target, _, pointer = ref.partition("#")
         assert "/" not in target, ref  # never a URL: nothing may be fetched
-        document = load_json(SCHEMA_DIR / target) if target else load_json(path)
+        document = load_json(Path(SCHEMA_DIR) / target) if target else load_json(path)
         for token in filter(None, pointer.split("/")):
             document = document[token]
 
 
 def test_config_schema_never_forbids_unknown_properties() -> None:
-    text = (SCHEMA_DIR / "config.schema.json").read_text()
+    text = (Path(SCHEMA_DIR) / "config.schema.json").read_text()
     assert '"additionalProperties": false' not in text
 
 
