@@ -14,13 +14,14 @@ import struct
 import termios
 
 from ociish import safepath
+from ociish.errors import OciishError
 from ociish.linux import libc as L
 
 TIOCGPTPEER = 0x5441
 TIOCSPTLCK = 0x40045431
 
 
-class ConsoleError(Exception):
+class ConsoleError(OciishError):
     pass
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import marshal
 import os
-import socket
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_MESSAGE = 1 << 16
 
@@ -20,22 +22,26 @@ class ChannelClosed(Exception):
 
 
 class Channel:
+    """One end, as a bare fd: plain write(2)/read(2), not send/recv, because once the init's
+    seccomp filter is loaded these are the calls every profile allows (and the init need
+    not import socket)."""
+
     def __init__(self, fd: int) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=fd)
+        self.fd = fd
 
     @staticmethod
     def pair() -> tuple["Channel", int]:
         """A channel for the parent and the raw fd the child inherits."""
+        import socket
+
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         return Channel(parent.detach()), child.detach()
 
     def send(self, kind: str, *args: Any) -> None:
-        # plain write(2)/read(2), not send/recv: once the init's seccomp filter is loaded,
-        # these are the calls every profile allows
-        os.write(self.sock.fileno(), marshal.dumps((kind, *args)))
+        os.write(self.fd, marshal.dumps((kind, *args)))
 
     def recv(self) -> tuple[Any, ...]:
-        data = os.read(self.sock.fileno(), MAX_MESSAGE)
+        data = os.read(self.fd, MAX_MESSAGE)
         if not data:
             raise ChannelClosed()
         return marshal.loads(data)
@@ -48,7 +54,9 @@ class Channel:
         return message
 
     def fileno(self) -> int:
-        return self.sock.fileno()
+        return self.fd
 
     def close(self) -> None:
-        self.sock.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

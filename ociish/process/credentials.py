@@ -9,12 +9,16 @@ user may), then verified to be inside the container (CVE-2024-21626 class).
 from __future__ import annotations
 
 import os
-from typing import Any
 
+from ociish.errors import OciishError
 from ociish.linux import libc as L
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-class CredentialsError(Exception):
+
+class CredentialsError(OciishError):
     pass
 
 

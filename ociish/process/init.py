@@ -1,6 +1,6 @@
 """Stage 1 (bootstrap) and stage 2 (container init), run by a sealed copy of the interpreter.
 
-`create` starts ``python -I -S -B -c "...; bootstrap()" SYNC_FD PLAN_FD`` from a sealed
+`create` starts ``python -I -S -c "...; bootstrap()" SYNC_FD PLAN_FD`` from a sealed
 memfd copy of its interpreter, so no container process can ever reach the host's
 interpreter binary through /proc/<pid>/exe (CVE-2019-5736 class).
 
@@ -10,26 +10,37 @@ rootfs, reports "created", waits on exec.fifo for `start`, and execs process.arg
 
 Everything this module needs is imported before pivot_root; afterwards imports are
 switched off (sys.path emptied, an audit hook refuses them), because a lazy import after
-the pivot would run code from the container image with the init's privileges.
+the pivot would run code from the container image with the init's privileges.  What
+only some containers use (the console, hooks and the JSON they get) is imported, right
+after the plan is read, only for those: every create pays this interpreter's start-up.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import marshal
 import os
-import signal
 import sys
-from typing import Any, NoReturn
 
-from ociish import console, hooks, safepath
+import _signal as signal  # the C module: signal.py wraps it in IntEnums, and enum costs ~3.5 ms
+
+from ociish import safepath
+from ociish.errors import OciishError
 from ociish.linux import libc as L
 from ociish.process import credentials
 from ociish.process.channel import Channel, ChannelClosed
 from ociish.rootfs import setup
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, NoReturn
+
 _step = "start"
+# imported by _import_what_the_plan_needs, for the containers that use them
+console: ModuleType
+hooks: ModuleType
+json: ModuleType
 
 
 def bootstrap() -> NoReturn:
@@ -38,11 +49,22 @@ def bootstrap() -> NoReturn:
     try:
         with os.fdopen(int(sys.argv[2]), "rb") as f:
             plan = marshal.load(f)
+        _import_what_the_plan_needs(plan)
         _bootstrap(plan, chan)
     except BaseException as e:  # noqa: BLE001 - every failure must reach `create` as a message
         _report(chan, e)
         os._exit(1)
     os._exit(0)
+
+
+def _import_what_the_plan_needs(plan: dict[str, Any]) -> None:
+    global console, hooks, json
+    if plan["process"]["terminal"]:
+        from ociish import console
+    if any((plan.get("hooks") or {}).values()):
+        import json
+
+        from ociish import hooks
 
 
 def _bootstrap(plan: dict[str, Any], chan: Channel) -> None:
@@ -300,7 +322,7 @@ def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
         _run_hooks(plan, "startContainer", "created")
         _execve(plan)
     except BaseException as e:  # noqa: BLE001 - tell `start` (or the container's stderr) why
-        message = str(e) if isinstance(e, hooks.HookError) else f"exec {proc['args'][0]}: {_describe(e)}"
+        message = str(e) if isinstance(e, OciishError) else f"exec {proc['args'][0]}: {_describe(e)}"
         try:
             os.write(fifo if fifo >= 0 else 2, message.encode())
         except OSError:
@@ -415,7 +437,7 @@ def _describe(e: BaseException) -> str:
 
 def _report(chan: Channel, e: BaseException) -> None:
     """Send the failure to `create` as one line naming the step and the config field."""
-    if isinstance(e, (setup.SetupError, credentials.CredentialsError, console.ConsoleError, hooks.HookError)):
+    if isinstance(e, OciishError):
         message = str(e)
     elif isinstance(e, ChannelClosed):
         return

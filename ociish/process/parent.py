@@ -94,7 +94,9 @@ def spawn(plan: dict[str, Any], *, inherit_fds: list[int], cgroup_join: Callable
     exe_fd = sealed_interpreter()
     plan_fd = _plan_memfd(plan)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    argv = [sys.executable, "-I", "-S", "-B", "-c", _BOOT.format(path=package_root), str(child_fd), str(plan_fd)]
+    # no -B: the CLI never imports the init's modules, so only this process can leave their
+    # bytecode behind, and an editable install would otherwise compile them on every create
+    argv = [sys.executable, "-I", "-S", "-c", _BOOT.format(path=package_root), str(child_fd), str(plan_fd)]
     L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
     init = InitProcess()
     pid = os.fork()

@@ -11,10 +11,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any
 
 from ociish import safepath
+from ociish.errors import OciishError
 from ociish.linux import libc as L
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _LOCKED_FLAGS = L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC | L.MS_NOATIME | L.MS_NODIRATIME | L.MS_RELATIME
 _ST_TO_MS = {  # statvfs f_flag bits → the mount flags they report
@@ -23,7 +27,7 @@ _ST_TO_MS = {  # statvfs f_flag bits → the mount flags they report
 }
 
 
-class SetupError(Exception):
+class SetupError(OciishError):
     """A setup step failed; the message names the config.json field."""
 
 
