@@ -1,66 +1,44 @@
 """The `ociish` command line, compatible with runc's (what podman/conmon and containerd call).
 
 Global flags come before the subcommand, in `--flag value` or `--flag=value` form.  Each
-subcommand imports only what it needs.  User mistakes exit 1 with one clear line; a
-traceback is shown only for internal errors under --debug.
+subcommand imports only what it needs, and the common command lines of the lifecycle
+commands do not even import argparse (ociish.argv).  User mistakes exit 1 with one clear
+line; a traceback is shown only for internal errors under --debug.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import Any, Callable, NoReturn
 
 from ociish import OCI_VERSION, __version__
+from ociish.argv import DEFAULT_ROOT, GLOBAL_OPTIONS, LIFECYCLE_COMMANDS, parse_common
 from ociish.errors import OciishError
 
-DEFAULT_ROOT = "/run/ociish"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Callable, NoReturn
+
+    from ociish.argv import Option, Positional
+
 NOT_YET = ("checkpoint", "restore")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        command = self.prog.partition(" ")[2]  # "ociish kill" → "kill"; the log adds "ociish: "
-        raise OciishError(f"{command}: {message}" if command else message)
-
-
 def _parser() -> argparse.ArgumentParser:
+    """The full parser: every command, the help, and the wording of every usage error."""
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            command = self.prog.partition(" ")[2]  # "ociish kill" → "kill"; the log adds "ociish: "
+            raise OciishError(f"{command}: {message}" if command else message)
+
     p = _Parser(prog="ociish", description="An OCI runtime-spec container runtime.")
-    p.add_argument("--version", "-v", action="store_true", help="print the version")
-    p.add_argument("--root", default=None, help=f"state root (default {DEFAULT_ROOT}; $XDG_RUNTIME_DIR/ociish rootless)")
-    p.add_argument("--log", default=None, help="log file (JSON lines with --log-format json)")
-    p.add_argument("--log-format", default="text", choices=("text", "json"))
-    p.add_argument("--debug", action="store_true", help="debug logging; tracebacks for internal errors")
-    p.add_argument("--systemd-cgroup", action="store_true", help="cgroupsPath is slice:prefix:name")
-    p.add_argument("--rootless", default="auto", help="accepted for runc compatibility")
-    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
+    _add(p, GLOBAL_OPTIONS, ())
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    c = sub.add_parser("create", help="create a container (its process waits for start)")
-    _creation_flags(c)
-    c.add_argument("id", nargs="?", default=None)
-    c.add_argument("bundle_pos", nargs="?", default=None, metavar="BUNDLE")
-
-    r = sub.add_parser("run", help="create and start a container, wait for it, delete it")
-    _creation_flags(r)
-    r.add_argument("--detach", "-d", action="store_true")
-    r.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
-    r.add_argument("--no-subreaper", action="store_true", help="accepted for runc compatibility")
-    r.add_argument("id", nargs="?", default=None)
-    r.add_argument("bundle_pos", nargs="?", default=None, metavar="BUNDLE")
-
-    s = sub.add_parser("start", help="run the process of a created container")
-    s.add_argument("id")
-    s = sub.add_parser("state", help="print the state of a container as JSON")
-    s.add_argument("id")
-    k = sub.add_parser("kill", help="send a signal to the container's init (default SIGTERM)")
-    k.add_argument("--all", "-a", action="store_true", help="signal every process in the container")
-    k.add_argument("id")
-    k.add_argument("signal", nargs="?", default="SIGTERM")
-    d = sub.add_parser("delete", help="delete a stopped container (any with --force)")
-    d.add_argument("--force", "-f", action="store_true")
-    d.add_argument("id")
+    for name, (text, options, positionals) in LIFECYCLE_COMMANDS.items():
+        _add(sub.add_parser(name, help=text), options, positionals)
     ls = sub.add_parser("list", help="list containers")
     ls.add_argument("--format", "-f", default="table", choices=("table", "json"))
     ls.add_argument("--quiet", "-q", action="store_true")
@@ -110,18 +88,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _creation_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", "-b", default=None)
-    p.add_argument("--pid-file", default=None)
-    p.add_argument("--console-socket", default=None)
-    p.add_argument("--no-pivot", action="store_true")
-    p.add_argument("--no-new-keyring", action="store_true")
-    p.add_argument("--preserve-fds", type=int, default=0)
-    p.add_argument("--pidfd-socket", default=None, help=argparse.SUPPRESS)
+def _add(p: argparse.ArgumentParser, options: tuple[Option, ...], positionals: tuple[Positional, ...]) -> None:
+    """Options and positionals declared in ociish.argv (the fast path parses the same)."""
+    import argparse
+
+    for o in options:
+        text = argparse.SUPPRESS if o.hidden else o.help
+        if o.kind == "flag":
+            p.add_argument(*o.flags, dest=o.dest, action="store_true", help=text)
+        else:
+            p.add_argument(*o.flags, dest=o.dest, default=o.default, type=int if o.kind == "int" else None,
+                           choices=o.choices, help=text)
+    for a in positionals:
+        p.add_argument(a.dest, nargs=None if a.required else "?", default=a.default, metavar=a.metavar)
 
 
 def _update_flags(p: argparse.ArgumentParser) -> None:
     """runc's update flags; values stay strings until ociish.ops.update parses them."""
+    import argparse
+
     p.add_argument("--resources", "-r", default=None, metavar="FILE",
                    help="a LinuxResources JSON file, '-' for stdin (instead of the flags)")
     for flag in ("--memory", "--memory-reservation", "--memory-swap", "--kernel-memory", "--kernel-memory-tcp"):
@@ -138,6 +123,8 @@ def _update_flags(p: argparse.ArgumentParser) -> None:
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
     """The config.json options of spec and bundle create/import (ociish.bundle.options applies them)."""
+    import argparse
+
     g = p.add_argument_group("config options")
     g.add_argument("--env", "-e", action="append", default=[], metavar="NAME=VALUE", help="set a variable")
     g.add_argument("--cwd", default=None, metavar="DIR", help="working directory (absolute)")
@@ -161,7 +148,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _bundle_parsers(p: argparse.ArgumentParser) -> None:
-    actions = p.add_subparsers(dest="bundle_command", metavar="ACTION", parser_class=_Parser, required=True)
+    actions = p.add_subparsers(dest="bundle_command", metavar="ACTION", parser_class=type(p), required=True)
     c = actions.add_parser("create", help="a bundle that shares a base rootfs instead of copying it")
     c.add_argument("name", metavar="NAME", help="the bundle directory to create")
     c.add_argument("--base", required=True, metavar="ROOTFS", help="the shared base root filesystem")
@@ -243,12 +230,11 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_state(args: argparse.Namespace) -> int:
-    import json
-
     from ociish.container import Container
+    from ociish.jsonio import dumps_readable
 
     state = Container.load(_store(args), args.id).state()
-    sys.stdout.write(json.dumps(state, indent=2) + "\n")
+    sys.stdout.write(dumps_readable(state) + "\n")
     return 0
 
 
@@ -416,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
 
     debug = False
     try:
-        args = _parser().parse_args(argv)
+        args = parse_common(sys.argv[1:] if argv is None else argv) or _parser().parse_args(argv)
         debug = args.debug
         log.configure(args.log, args.log_format, args.debug)
         if args.version:
@@ -443,3 +429,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
