@@ -1,26 +1,31 @@
-"""JSON for the lifecycle commands: the stdlib parser, made as strict as the spec's JSON.
+"""JSON for the lifecycle commands, at the cost each of them can afford.
 
-create, exec and run read config.json / process.json once per call; orjson's import
-(dataclasses, inspect, uuid, zoneinfo: ~27 ms here) costs far more than it saves on a
-20 KB document, so the hot paths use the stdlib module (orjson stays for the bulk
-outputs: events, features, image manifests).  The stdlib parser is lenient where
-orjson is not; those leniencies are refused here so the verdict stays the same.
+- config.json and process.json (create, exec, run) are parsed by the stdlib parser, made
+  as strict as RFC 8259: orjson's import (dataclasses, inspect, uuid, zoneinfo: ~27 ms
+  here) costs far more than it saves on a 20 KB document.  orjson stays for the bulk
+  outputs (events, features, image manifests).
+- The state record, which ociish writes itself and `state`, `start`, `kill` and `delete`
+  read, goes through the json package's C scanner and encoder (``_json``) directly: the
+  package itself imports re (~5 ms with enum), and `state` needs nothing else of it.
 """
 
 from __future__ import annotations
 
-import json
+import _json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
 
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what fits an int64 or a uint64, as orjson reads them
 
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+def _refuse_type(value: object) -> None:
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _bounded_int(digits: str) -> int:
@@ -34,6 +39,8 @@ def loads(raw: bytes) -> Any:
     """Parse UTF-8 JSON; ValueError for anything RFC 8259 does not allow (NaN, Infinity,
     invalid UTF-8, lone surrogates), integers no 64-bit field could hold, and nesting
     past the parser's depth."""
+    import json
+
     try:
         text = raw.decode("utf-8")
         value = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
@@ -46,6 +53,52 @@ def loads(raw: bytes) -> Any:
     return value
 
 
+class _ScannerContext:
+    """What the C scanner reads its settings from (json.JSONDecoder has the same fields)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = staticmethod(_refuse_constant)
+    memo: dict[str, str] = {}
+
+
+_scan = _json.make_scanner(_ScannerContext())
+_encode = _json.make_encoder(None, _refuse_type, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
+_encode_spaced = _json.make_encoder(None, _refuse_type, _json.encode_basestring_ascii, None, ": ", ", ",
+                                    False, False, False)
+
+
+def loads_record(text: str) -> Any:
+    """A document ociish wrote with dumps(); ValueError for anything else (a corrupt file)."""
+    try:
+        value, end = _scan(text, 0)
+    except (StopIteration, SystemError):
+        # not what dumps() writes: the json package decides.  (The C scanner words syntax
+        # errors with json.decoder's exception, and on 3.11 fails with SystemError while
+        # that module is not imported.)
+        import json
+
+        try:
+            return json.loads(text, parse_constant=_refuse_constant)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if end != len(text):
+        raise ValueError("trailing data")
+    return value
+
+
 def dumps(value: Any) -> bytes:
-    """Compact JSON bytes (what hooks, listeners and state files get)."""
-    return json.dumps(value, separators=(",", ":")).encode()
+    """Compact JSON bytes (what hooks, listeners and the state file get)."""
+    return "".join(_encode(value, 0)).encode()
+
+
+def dumps_readable(document: dict[str, Any]) -> str:
+    """An object with one member a line, as `runc state` prints it (values stay compact)."""
+    members = (f'  {"".join(_encode_spaced(key, 0))}: {"".join(_encode_spaced(value, 0))}'
+               for key, value in document.items())
+    return "{\n" + ",\n".join(members) + "\n}"

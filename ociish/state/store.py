@@ -13,22 +13,23 @@ The lock is a regular file beside the directory, never the directory itself, so 
 directory fd of the state root has to exist while a container process is being set up.
 
 The record is a few hundred bytes read by every `state`, `kill` and `start`: it goes
-through the stdlib json module, which imports in a millisecond, where orjson's import
-(dataclasses, uuid, ...) would cost the hot path twenty times that (see ociish.jsonio).
+through the json package's C scanner, with nothing else imported (see ociish.jsonio).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
-import re
 import time
-from typing import Any, Iterator
 
 
+from ociish import jsonio
 from ociish.errors import ContainerNotFound, OciishError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 DEFAULT_ROOT = "/run/ociish"
 STATE_FILE = "state.json"
@@ -36,14 +37,15 @@ CONFIG_FILE = "config.json"
 FIFO_NAME = "exec.fifo"
 LOCK_TIMEOUT = 60.0
 
-_VALID_ID = re.compile(r"^[\w+\-.]+$")
+# runc's ^[\w+-\.]+$ with Go's ASCII-only \w; a set, not a regex: `state` does not import re
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-.")
 
 
 def check_id(container_id: str) -> str:
     """Refuse IDs that could escape the state root or confuse the clients."""
     if not container_id:
         raise OciishError("container id cannot be empty")
-    if container_id in (".", "..") or not _VALID_ID.match(container_id) or len(container_id) > 1024:
+    if container_id in (".", "..") or not _ID_CHARS.issuperset(container_id) or len(container_id) > 1024:
         raise OciishError(f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' and '.'")
     return container_id
 
@@ -194,7 +196,7 @@ class StateStore:
         os.chmod(self.dir(container_id), 0o711)  # not subject to umask
 
     def write(self, container_id: str, record: dict[str, Any]) -> None:
-        self.write_file(container_id, STATE_FILE, json.dumps(record, separators=(",", ":")).encode())
+        self.write_file(container_id, STATE_FILE, jsonio.dumps(record))
 
     def write_file(self, container_id: str, name: str, data: bytes) -> None:
         """Write ``name`` in the container dir atomically: temp file, fsync, rename."""
@@ -216,31 +218,44 @@ class StateStore:
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(container_id) from None
         try:
-            record = json.loads(data)
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+            record = jsonio.loads_record(data.decode())
+        except ValueError:  # not JSON, not UTF-8, or nested past the parser's depth
             record = None
         if not _well_formed(record, container_id):
             raise OciishError(f"state of container {container_id!r} is corrupt: {self.path(container_id, STATE_FILE)}")
         return record
 
     def load_config(self, container_id: str) -> dict[str, Any]:
-        from ociish import jsonio
-
         with open(self.path(container_id, CONFIG_FILE), "rb") as f:
             return jsonio.loads(f.read())
 
     def remove(self, container_id: str) -> None:
-        """Remove the container's directory and everything in it."""
-        import shutil
+        """Remove the container's directory and everything in it.
 
+        Its entries are files (create makes no directories in it), unlinked through a
+        directory fd; shutil (2 ms to import) only for a directory someone put there."""
         directory = self.dir(container_id)
         try:
-            shutil.rmtree(directory)
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            for name in os.listdir(fd):
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+                except IsADirectoryError:
+                    import shutil
+
+                    shutil.rmtree(os.path.join(directory, name))
+            os.rmdir(directory)
         except FileNotFoundError:
             pass
         except OSError as e:
-            if e.errno != errno.ENOENT:
-                raise OciishError(f"cannot remove {directory}: {e.strerror}") from None
+            raise OciishError(f"cannot remove {directory}: {e.strerror}") from None
+        finally:
+            os.close(fd)
 
     def ids(self) -> Iterator[str]:
         try:

@@ -22,3 +22,16 @@ def test_accepted(raw: bytes, value: object) -> None:
 
 def test_dumps_is_compact() -> None:
     assert jsonio.dumps({"a": [1, "b"]}) == b'{"a":[1,"b"]}'
+
+
+@pytest.mark.parametrize("text", ['{"a":', "", '{"a":1} x', '{"a":NaN}', "[" * 100_000, '{"a":"\x01"}', "\x00"])
+def test_a_corrupt_record_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        jsonio.loads_record(text)
+
+
+def test_records_round_trip_and_print_one_member_a_line() -> None:
+    record = {"id": "c", "pid": 7, "annotations": {"k": "é"}, "init_start": None, "ok": True}
+    assert jsonio.loads_record(jsonio.dumps(record).decode()) == record
+    assert jsonio.dumps_readable(record) == ('{\n  "id": "c",\n  "pid": 7,\n  "annotations": {"k": "\\u00e9"},\n'
+                                             '  "init_start": null,\n  "ok": true\n}')
