@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 import time
-from typing import Any
 
 from ociish import OCI_VERSION, jsonio, log
 from ociish.errors import ConfigError, OciishError
@@ -20,6 +18,10 @@ from ociish.linux import proc as P
 from ociish.process import plan as planner
 from ociish.process.parent import Conversation, InitProcess, spawn
 from ociish.state.store import FIFO_NAME, StateStore, check_id
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def load_config(bundle: str) -> tuple[dict[str, Any], bytes]:
@@ -66,6 +68,8 @@ def _sweep_inherited_fds(preserve_fds: int) -> None:
 
 def _connect(path: str, what: str) -> int:
     """A unix stream socket connected to ``path``, for the init to send an fd over."""
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
@@ -332,6 +336,8 @@ class _Creation:
                  "bundle": self.record["bundle"], "annotations": self.record["annotations"]}
         message = jsonio.dumps({"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": init.pid,
                                 "metadata": spec.get("listenerMetadata", ""), "state": state})
+        import socket
+
         sock = socket.socket(fileno=_connect(spec["listenerPath"], "linux.seccomp.listenerPath"))
         try:
             socket.send_fds(sock, [message], [listener_fd])

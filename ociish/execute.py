@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
 
 from ociish import OCI_VERSION, log
 from ociish.container import Container
@@ -21,6 +20,10 @@ from ociish.process import plan as planner
 from ociish.process.channel import ChannelClosed
 from ociish.process.parent import Conversation, InitProcess, spawn
 from ociish.state.store import StateStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def process_from_args(config: dict[str, Any], args: list[str], *, cwd: str | None, env: list[str], user: str | None,

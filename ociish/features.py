@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import ctypes
 import errno
-from typing import Any
 
 from ociish import OCI_VERSION, __version__
 from ociish.linux.caps import CAPABILITIES
 from ociish.process.plan import NAMESPACE_FLAGS
 from ociish.rootfs.mountopts import MOUNT_OPTIONS
 from ociish.security.seccomp import ACTIONS, FLAG_BITS, FLAG_NEW_LISTENER, OPERATORS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # The oldest config.json ociVersion the schema accepts (1.0.x; see schemas/config.schema.json).
 OCI_VERSION_MIN = "1.0.0"

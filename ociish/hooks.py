@@ -10,10 +10,13 @@ import os
 import select
 import signal
 import time
-from typing import Any
 
 from ociish.errors import OciishError
 from ociish.linux import libc as L
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 OUTPUT_LIMIT = 4096
 

@@ -9,7 +9,10 @@ msg and an RFC 3339 time; podman shows `msg` only when the file holds exactly on
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 _settings: dict[str, Any] = {"file": None, "format": "text", "debug": False}
 _loggers: dict[str, Any] = {}

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
 
 from ociish.container import Container, delete, start
 from ociish.create import create
 from ociish.errors import OciishError
 from ociish.state.store import StateStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FORWARDED = tuple(s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
                                                           signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))

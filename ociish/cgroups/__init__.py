@@ -6,7 +6,10 @@ file writes as pure functions; `detect_mode` says which layout the host uses.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["CgroupManager", "detect_mode", "is_frozen"]
 

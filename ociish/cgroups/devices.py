@@ -7,9 +7,12 @@ cgroup v2 eBPF generator read the same shape: a dict with `allow`, `type`
 
 from __future__ import annotations
 
-from typing import Any
 
 from ociish.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD = "linux.resources.devices"
 

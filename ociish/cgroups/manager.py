@@ -11,11 +11,14 @@ import errno
 import os
 import signal
 import time
-from typing import Any
 
 from ociish.cgroups import detect, devices, freezer, fs, mapping, paths
 from ociish.cgroups.mapping import Write
 from ociish.errors import ConfigError, NotSupportedError, OciishError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 RECORD_VERSION = 1
 UNIFIED = freezer.UNIFIED

@@ -15,25 +15,24 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from ociish.cgroups import devices
 from ociish.errors import ConfigError, NotSupportedError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 R = "linux.resources"
 
 
-class Write(NamedTuple):
-    """One file write.  `controller` is the v1 controller, or the v2 file prefix."""
+class Write(namedtuple("Write", "field controller filename value fallback optional", defaults=(None, False))):
+    """One file write.  `controller` is the v1 controller, or the v2 file prefix;
+    `fallback` is the (filename, value) to write instead when `filename` does not exist on
+    the host; `optional` skips it silently then (a kernel feature that may be absent)."""
 
-    field: str
-    controller: str
-    filename: str
-    value: str
-    # (filename, value) to write instead when `filename` does not exist on the host.
-    fallback: tuple[str, str] | None = None
-    # Skip silently when the file does not exist (a kernel feature that may be absent).
-    optional: bool = False
+    __slots__ = ()
 
 
 # ---------------------------------------------------------------- value helpers

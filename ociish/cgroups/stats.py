@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 UNLIMITED = 2**64 - 1  # what a v2 "max" limit reads as
 _NS_PER_USEC = 1000

@@ -6,11 +6,14 @@ Each works on the cgroups that create recorded in state.json (never re-resolving
 
 from __future__ import annotations
 
-from typing import Any
 
 from ociish.container import Container
 from ociish.errors import OciishError, WrongState
 from ociish.state.store import StateStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 LIVE = ("created", "running", "paused")
 

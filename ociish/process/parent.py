@@ -26,13 +26,28 @@ import resource
 import select
 import signal
 import sys
-from typing import Any, Callable, Protocol
-
 from ociish.errors import ConfigError, OciishError
 from ociish.linux import libc as L
 from ociish.linux import proc as P
 from ociish.process.channel import Channel, ChannelClosed
 from ociish.process.exeseal import sealed_interpreter
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Protocol
+
+    class StageZero(Protocol):
+        """What `create` does when the init asks (see the module docstring)."""
+
+        rlimits: list[tuple[int, int, int, str]]
+
+        def write_usermap(self, bootstrap_pid: int) -> None: ...
+        def on_pid(self, init: InitProcess) -> None: ...
+        def at_hooks_point(self, init: InitProcess) -> None: ...
+        def warn(self, message: str) -> None: ...
+        def on_created(self, init: InitProcess) -> None: ...
+        def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None: ...
+
 
 _BOOT = "import sys;sys.path[:0]=[{path!r}];from ociish.process.init import bootstrap;bootstrap()"
 KILL_WAIT = 10.0
@@ -124,19 +139,6 @@ def _plan_memfd(plan: dict[str, Any]) -> int:
     os.write(fd, marshal.dumps(plan))
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
-
-
-class StageZero(Protocol):
-    """What `create` does when the init asks (see the module docstring)."""
-
-    rlimits: list[tuple[int, int, int, str]]
-
-    def write_usermap(self, bootstrap_pid: int) -> None: ...
-    def on_pid(self, init: InitProcess) -> None: ...
-    def at_hooks_point(self, init: InitProcess) -> None: ...
-    def warn(self, message: str) -> None: ...
-    def on_created(self, init: InitProcess) -> None: ...
-    def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None: ...
 
 
 class Conversation:

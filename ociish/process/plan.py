@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import os
 import resource
-from typing import Any
 
 from ociish import OCI_VERSION
 from ociish.errors import ConfigError, NotSupportedError
@@ -18,6 +17,10 @@ from ociish.linux import caps as C
 from ociish.linux import libc as L
 from ociish.rootfs.mountopts import parse_options
 from ociish.safepath import clean
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMESPACE_FLAGS = {
     "pid": L.CLONE_NEWPID,

@@ -6,10 +6,13 @@ before any process exists.  The result is plain data the container init applies.
 
 from __future__ import annotations
 
-from typing import Any
 
 from ociish.errors import NotSupportedError
 from ociish.linux import libc as L
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MS_I_VERSION = 1 << 23
 

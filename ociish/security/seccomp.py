@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any
 
 from ociish.errors import ConfigError, NotSupportedError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FLAG_BITS = {  # SECCOMP_FILTER_FLAG_*
     "SECCOMP_FILTER_FLAG_TSYNC": 1,

@@ -6,10 +6,13 @@ The options of `ociish spec` (args, mounts, limits, …) change these defaults t
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ociish import OCI_VERSION
 from ociish.errors import OciishError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 MASKED_PATHS = [
