@@ -116,7 +116,7 @@ def test_lock_is_exclusive_and_survives_unlink(store: StateStore) -> None:
         assert Path(store.root, "a.lock").exists()
 
 
-@pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "a b", "x" * 1025, "é/"])
+@pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "a b", "x" * 1025, "é/", "é", "abc\n", "a\x00", "ab٣"])
 def test_invalid_ids(bad: str) -> None:
     with pytest.raises(OciishError):
         check_id(bad)
