@@ -129,13 +129,14 @@ class Container:
             if all_processes and status == "stopped":
                 return  # runc: `kill --all` of a stopped container is not an error
             raise WrongState(self.not_running(status))
-        cgroup = self.cgroup()
+        # the cgroup manager only where it is needed: a plain kill signals the init's pidfd
+        cgroup = self.cgroup() if all_processes or (signum == signal.SIGKILL and status == "paused") else None
         if all_processes and cgroup is not None:
             cgroup.kill_all(signum)
         else:
             self.signal_init(signum)
-            if signum == signal.SIGKILL and status == "paused" and cgroup is not None:
-                cgroup.thaw()  # a frozen process cannot die (v1)
+            if cgroup is not None:
+                cgroup.thaw()  # paused and SIGKILLed: a frozen process cannot die (v1)
 
     def wait_stopped(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Wait for the init to exit (it need not be our child: pidfd, not waitpid)."""

@@ -1,12 +1,10 @@
-"""JSON for the lifecycle commands, at the cost each of them can afford.
+"""JSON for the lifecycle commands, through the json package's C scanner and encoder.
 
-- config.json and process.json (create, exec, run) are parsed by the stdlib parser, made
-  as strict as RFC 8259: orjson's import (dataclasses, inspect, uuid, zoneinfo: ~27 ms
-  here) costs far more than it saves on a 20 KB document.  orjson stays for the bulk
-  outputs (events, features, image manifests).
-- The state record, which ociish writes itself and `state`, `start`, `kill` and `delete`
-  read, goes through the json package's C scanner and encoder (``_json``) directly: the
-  package itself imports re (~5 ms with enum), and `state` needs nothing else of it.
+orjson's import (dataclasses, inspect, uuid, zoneinfo: ~27 ms here) costs far more than
+it saves on a 20 KB config.json, and the json package's own (re, enum: ~5 ms) is more
+than `ociish state` spends on everything else; its C accelerator (``_json``) needs
+neither.  The json package is imported only to word an error.  orjson stays for the bulk
+outputs (events, features, image manifests).
 """
 
 from __future__ import annotations
@@ -35,24 +33,6 @@ def _bounded_int(digits: str) -> int:
     return value
 
 
-def loads(raw: bytes) -> Any:
-    """Parse UTF-8 JSON; ValueError for anything RFC 8259 does not allow (NaN, Infinity,
-    invalid UTF-8, lone surrogates), integers no 64-bit field could hold, and nesting
-    past the parser's depth."""
-    import json
-
-    try:
-        text = raw.decode("utf-8")
-        value = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
-        if "\\u" in text:  # an escaped lone surrogate cannot become a path or an argument
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeError as e:
-        raise ValueError(f"not UTF-8: {e.reason}") from None
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-    return value
-
-
 class _ScannerContext:
     """What the C scanner reads its settings from (json.JSONDecoder has the same fields)."""
 
@@ -60,7 +40,7 @@ class _ScannerContext:
     object_hook = None
     object_pairs_hook = None
     parse_float = float
-    parse_int = int
+    parse_int = staticmethod(_bounded_int)
     parse_constant = staticmethod(_refuse_constant)
     memo: dict[str, str] = {}
 
@@ -69,25 +49,44 @@ _scan = _json.make_scanner(_ScannerContext())
 _encode = _json.make_encoder(None, _refuse_type, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
 _encode_spaced = _json.make_encoder(None, _refuse_type, _json.encode_basestring_ascii, None, ": ", ", ",
                                     False, False, False)
+_encode_unicode = _json.make_encoder(None, _refuse_type, _json.encode_basestring, None, ":", ",", False, False, False)
+_WHITESPACE = " \t\n\r"
+
+
+def loads(raw: bytes) -> Any:
+    """Parse UTF-8 JSON; ValueError for anything RFC 8259 does not allow (NaN, Infinity,
+    invalid UTF-8, lone surrogates), integers no 64-bit field could hold, and nesting
+    past the parser's depth."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeError as e:
+        raise ValueError(f"not UTF-8: {e.reason}") from None
+    value = loads_record(text)
+    if "\\u" in text:  # an escaped lone surrogate cannot become a path or an argument
+        try:
+            "".join(_encode_unicode(value, 0)).encode("utf-8")
+        except UnicodeError:
+            raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff)") from None
+    return value
 
 
 def loads_record(text: str) -> Any:
-    """A document ociish wrote with dumps(); ValueError for anything else (a corrupt file)."""
+    """A JSON document (state records, which dumps() wrote); ValueError for anything else."""
     try:
-        value, end = _scan(text, 0)
+        value, end = _scan(text, len(text) - len(text.lstrip(_WHITESPACE)))
     except (StopIteration, SystemError):
-        # not what dumps() writes: the json package decides.  (The C scanner words syntax
-        # errors with json.decoder's exception, and on 3.11 fails with SystemError while
-        # that module is not imported.)
+        # a syntax error: the json package words it.  (The C scanner raises json.decoder's
+        # exception, and on 3.11 fails with SystemError while that module is not imported.)
         import json
 
         try:
-            return json.loads(text, parse_constant=_refuse_constant)
+            json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
         except RecursionError:
             raise ValueError("nested too deeply") from None
+        raise ValueError("not JSON") from None  # what json accepts and the scanner did not
     except RecursionError:
         raise ValueError("nested too deeply") from None
-    if end != len(text):
+    if text[end:].strip(_WHITESPACE):
         raise ValueError("trailing data")
     return value
 

@@ -32,9 +32,9 @@ class Channel:
     @staticmethod
     def pair() -> tuple["Channel", int]:
         """A channel for the parent and the raw fd the child inherits."""
-        import socket
+        import _socket  # the C module: socket.py wraps it in IntEnums, and only the fds are kept
 
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         return Channel(parent.detach()), child.detach()
 
     def send(self, kind: str, *args: Any) -> None:

@@ -11,11 +11,12 @@ validator of record, which explains every error.  state, kill and delete validat
 
 from __future__ import annotations
 
-import json
+import os
 import re
 from collections.abc import Iterable, Iterator
-import os
 from functools import cache
+
+from ociish import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def _load_schema(name: str) -> dict[str, Any]:
     path = os.path.join(SCHEMA_DIR, f"{name}{_SUFFIX}")
     try:
         with open(path, "rb") as f:
-            schema: dict[str, Any] = json.load(f)
+            schema: dict[str, Any] = jsonio.loads(f.read())
     except FileNotFoundError:
         raise ValueError(f"unknown schema {name!r}: {path} does not exist") from None
     return schema
@@ -230,6 +231,8 @@ def _expected(error: ValidationError) -> str:
 
 def _short(value: object) -> str:
     """The JSON text of *value*, cut to about 60 characters."""
+    import json  # (messages only: documents are loaded through ociish.jsonio)
+
     text = json.dumps(value, ensure_ascii=False, default=repr)
     return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."
 
@@ -245,6 +248,8 @@ def _format_path(path: PathParts) -> str:
         elif _IDENTIFIER.fullmatch(part):
             text += f".{part}" if text else part
         else:
+            import json
+
             text += f"[{json.dumps(part, ensure_ascii=False)}]"
     return text
 

@@ -24,7 +24,12 @@ def test_signal_forms(text: str, number: int) -> None:
     assert parse_signal(text) == number
 
 
-@pytest.mark.parametrize("text", ["0", "999", "NOPE", "SIG", "RTMIN+99", "-9", ""])
+def test_every_signal_name_of_the_signal_module() -> None:
+    for sig in signal.Signals:
+        assert parse_signal(sig.name) == parse_signal(sig.name[3:].lower()) == sig.value
+
+
+@pytest.mark.parametrize("text", ["0", "999", "NOPE", "SIG", "RTMIN+99", "-9", "", "SIG_DFL", "SIG_BLOCK", "NSIG"])
 def test_bad_signals(text: str) -> None:
     with pytest.raises(ValueError):
         parse_signal(text)
