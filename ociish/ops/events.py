@@ -25,6 +25,7 @@ import orjson
 
 from ociish.cgroups import fs
 from ociish.cgroups.stats import container_stats
+from ociish.container import open_pidfd
 from ociish.errors import OciishError, WrongState
 from ociish.ops import live_container
 from ociish.state.store import StateStore
@@ -144,10 +145,9 @@ def events(store: StateStore, container_id: str, *, stats_only: bool, interval: 
     if stats_only:
         _emit(out, stats_event(container_id, cgroup))
         return 0
-    try:
-        pidfd = os.pidfd_open(container.pid)
-    except ProcessLookupError:
-        raise WrongState(f"cannot read events of container {container_id!r}: it is stopped, not running") from None
+    pidfd = open_pidfd(container.pid)
+    if pidfd is None:  # gone, or the pid now names another process's thread
+        raise WrongState(f"cannot read events of container {container_id!r}: it is stopped, not running")
     watch = OomWatch(cgroup)
     try:
         if not container.init_alive():  # the pid was reused between status() and pidfd_open

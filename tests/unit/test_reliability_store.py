@@ -260,11 +260,6 @@ def thread_id() -> Iterator[int]:
     worker.join()
 
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason="BUG: ociish/ops/events.py opens a pidfd for the recorded pid and catches only "
-                          "ProcessLookupError; a pid recycled as another process's thread gives ENOENT "
-                          "(EINVAL before Linux 6.9): 'internal error' instead of 'not running' "
-                          "(container.open_pidfd handles it)")
 def test_events_on_a_pid_now_naming_a_thread(store: StateStore, thread_id: int) -> None:
     import io
 
