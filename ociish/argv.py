@@ -2,9 +2,9 @@
 
 argparse is the parser of record: ociish.cli builds it, from these tables for the
 options below.  But importing it and building the whole parser costs ~12 ms, more than
-everything else `ociish state` does, and clients call create, start, state, kill and
-delete for every container.  So a command line of those commands (and run) whose shape
-is known here is parsed here, into what argparse would return; anything else (help,
+everything else `ociish state` does, and clients call create, start, state, kill,
+delete and exec for every container.  So a command line of those commands (and run)
+whose shape is known here is parsed here, into what argparse would return; anything else (help,
 abbreviations, ``--``, an unknown or malformed option, a missing argument) gives None
 and goes to argparse, which also words every error.  tests/unit/test_argv.py checks that
 both parsers agree.
@@ -16,8 +16,9 @@ from types import SimpleNamespace
 
 
 class Option:
-    """One option: ``kind`` is "flag" (store_true), "value" (a string) or "int"; a hidden one
-    is accepted (for runc compatibility) but not listed in the help."""
+    """One option: ``kind`` is "flag" (store_true), "value" (a string), "int", or "append" /
+    "append-int" (every value, in a list); a hidden one is accepted (for runc
+    compatibility) but not listed in the help."""
 
     __slots__ = ("flags", "dest", "kind", "default", "help", "choices", "hidden")
 
@@ -26,20 +27,24 @@ class Option:
         self.flags = flags
         self.dest = flags[0].lstrip("-").replace("-", "_")
         self.kind = kind
-        self.default = False if kind == "flag" else default
+        self.default = False if kind == "flag" else [] if kind.startswith("append") else default
         self.help = help
         self.choices = choices
         self.hidden = hidden
 
 
 class Positional:
-    __slots__ = ("dest", "required", "default", "metavar")
+    """A positional argument; a ``remainder`` one takes every argument after the others."""
 
-    def __init__(self, dest: str, *, required: bool = True, default: object = None, metavar: str | None = None) -> None:
+    __slots__ = ("dest", "required", "default", "metavar", "remainder")
+
+    def __init__(self, dest: str, *, required: bool = True, default: object = None, metavar: str | None = None,
+                 remainder: bool = False) -> None:
         self.dest = dest
-        self.required = required
-        self.default = default
+        self.required = required and not remainder
+        self.default = [] if remainder else default
         self.metavar = metavar
+        self.remainder = remainder
 
 
 DEFAULT_ROOT = "/run/ociish"
@@ -81,6 +86,24 @@ LIFECYCLE_COMMANDS: dict[str, tuple[str, tuple[Option, ...], tuple[Positional, .
              (Option("--all", "-a", kind="flag", help="signal every process in the container"),),
              (Positional("id"), Positional("signal", required=False, default="SIGTERM"))),
     "delete": ("delete a stopped container (any with --force)", (Option("--force", "-f", kind="flag"),), _ID),
+    "exec": ("run another process in a running container", (
+        Option("--process", "-p", help="a JSON process object (process.json)"),
+        Option("--detach", "-d", kind="flag"),
+        Option("--tty", "-t", kind="flag"),
+        Option("--console-socket"),
+        Option("--pid-file"),
+        Option("--cwd"),
+        Option("--env", "-e", kind="append"),
+        Option("--user", "-u", help="UID[:GID]"),
+        Option("--additional-gids", "-g", kind="append-int"),
+        Option("--cap", "-c", kind="append"),
+        Option("--no-new-privs", kind="flag"),
+        Option("--apparmor"),
+        Option("--process-label"),
+        Option("--preserve-fds", kind="int", default=0),
+        Option("--ignore-paused", kind="flag"),
+        Option("--cgroup", help="(not supported yet)"),
+    ), (Positional("id"), Positional("argv", remainder=True, metavar="COMMAND"))),
 }
 
 
@@ -95,12 +118,22 @@ def parse_common(argv: list[str]) -> SimpleNamespace | None:
     values.update({o.dest: o.default for o in options})
     given: list[str] = []
     index = rest + 1
+    takes_rest = positionals[-1].remainder
+    split = False
     while index < len(argv):
+        if takes_rest and len(given) == len(positionals) - 1:
+            if "--" in argv[index:]:
+                return None  # argparse drops it (or not) by rules not worth repeating here
+            values[positionals[-1].dest] = argv[index:]
+            break
         if argv[index].startswith("-"):
             after = _take_options(argv, index, options, values)
             if after is None:
                 return None
             index = after
+            split = bool(given)
+        elif split:
+            return None  # positionals split by options: argparse fills every slot from the first run
         else:
             given.append(argv[index])
             index += 1
@@ -108,7 +141,10 @@ def parse_common(argv: list[str]) -> SimpleNamespace | None:
     if not required <= len(given) <= len(positionals):
         return None
     for position, positional in enumerate(positionals):
-        values[positional.dest] = given[position] if position < len(given) else positional.default
+        if not positional.remainder:
+            values[positional.dest] = given[position] if position < len(given) else positional.default
+        else:
+            values.setdefault(positional.dest, [])
     return SimpleNamespace(**values)
 
 
@@ -136,10 +172,12 @@ def _take_options(argv: list[str], index: int, options: tuple[Option, ...], valu
             return None
         if option.choices and value not in option.choices:
             return None
-        if option.kind == "int":
+        if option.kind in ("int", "append-int"):
             if not (value.isdigit() and value.isascii()):
                 return None
-            values[option.dest] = int(value)
+            value = int(value)
+        if option.kind.startswith("append"):
+            values[option.dest] = [*values[option.dest], value]
         else:
             values[option.dest] = value
     return index

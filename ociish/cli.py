@@ -62,25 +62,6 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--format", "-f", default="table", choices=("table", "json"))
     ps.add_argument("id")
     ps.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-ARGS", help="for ps (default -ef)")
-    e = sub.add_parser("exec", help="run another process in a running container")
-    e.add_argument("--process", "-p", default=None, help="a JSON process object (process.json)")
-    e.add_argument("--detach", "-d", action="store_true")
-    e.add_argument("--tty", "-t", action="store_true")
-    e.add_argument("--console-socket", default=None)
-    e.add_argument("--pid-file", default=None)
-    e.add_argument("--cwd", default=None)
-    e.add_argument("--env", "-e", action="append", default=[])
-    e.add_argument("--user", "-u", default=None, help="UID[:GID]")
-    e.add_argument("--additional-gids", "-g", action="append", type=int, default=[])
-    e.add_argument("--cap", "-c", action="append", default=[])
-    e.add_argument("--no-new-privs", action="store_true")
-    e.add_argument("--apparmor", default=None)
-    e.add_argument("--process-label", default=None)
-    e.add_argument("--preserve-fds", type=int, default=0)
-    e.add_argument("--ignore-paused", action="store_true")
-    e.add_argument("--cgroup", default=None, help="(not supported yet)")
-    e.add_argument("id")
-    e.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND")
     sub.add_parser("features", help="print the runtime's features (what a config.json may ask for) as JSON")
     for name in NOT_YET:
         n = sub.add_parser(name, help="(not supported yet)")
@@ -97,10 +78,13 @@ def _add(p: argparse.ArgumentParser, options: tuple[Option, ...], positionals: t
         if o.kind == "flag":
             p.add_argument(*o.flags, dest=o.dest, action="store_true", help=text)
         else:
-            p.add_argument(*o.flags, dest=o.dest, default=o.default, type=int if o.kind == "int" else None,
-                           choices=o.choices, help=text)
+            p.add_argument(*o.flags, dest=o.dest, default=o.default, type=int if o.kind.endswith("int") else None,
+                           action="append" if o.kind.startswith("append") else "store", choices=o.choices, help=text)
     for a in positionals:
-        p.add_argument(a.dest, nargs=None if a.required else "?", default=a.default, metavar=a.metavar)
+        if a.remainder:
+            p.add_argument(a.dest, nargs=argparse.REMAINDER, metavar=a.metavar)
+        else:
+            p.add_argument(a.dest, nargs=None if a.required else "?", default=a.default, metavar=a.metavar)
 
 
 def _update_flags(p: argparse.ArgumentParser) -> None:

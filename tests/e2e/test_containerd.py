@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -138,10 +139,17 @@ def test_task_exec_tty(ctr: CtrClient) -> None:
     term = ctr.terminal(*ctr.exec_args("--tty"), cid, "sh")
     try:
         term.expect("# ")
-        term.send("stty size; tty; echo $((6*7))x\n")
-        output = term.expect("42x")
-        assert "30 100" in output
-        assert "/dev/pts/" in output
+        # ctr resizes the exec's console after it started (with runc too): ask until it has
+        sizes = []
+        for _ in range(50):
+            term.send("stty size\n")
+            sizes.append(term.expect("# "))
+            if "30 100" in sizes[-1]:
+                break
+            time.sleep(0.1)
+        assert "30 100" in sizes[-1], sizes
+        term.send("tty; echo $((6*7))x\n")
+        assert "/dev/pts/" in term.expect("42x")
         term.send("exit 4\n")
         assert term.wait() == 4
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -24,13 +25,18 @@ CLIENT_CALLS = [
     [*SHIM, "state", "c2"], ["create", "mybundle"], ["create", "c3", "/bundle"], ["run", "-d", "c4", "--bundle", "/b"],
     ["--root=/tmp/r", "run", "--bundle=/b", "--keep", "c5"], ["create", "-b", "/b", "--preserve-fds", "2", "c6"],
     ["--debug", "--rootless", "false", "delete", "-f", "c7"],
+    [*PODMAN, "exec", "--pid-file", "/e/exec_pid", "--process", "/e/exec-process-1", "--detach", "c1"],
+    [*SHIM, "exec", "--process", "/b/p.json", "--console-socket", "/s", "--detach", "--pid-file", "/b/e.pid", "c2"],
+    ["exec", "-t", "c1", "sh", "-c", "ls -l"], ["exec", "c1", "ls", "-l", "--tty"], ["exec", "-e", "A=1", "-e", "B=2",
+    "-g", "10", "--cap", "CAP_KILL", "-u", "1:1", "c1", "id"], ["exec", "--process", "/p.json", "c1"],
 ]
 # shapes the fast path leaves to argparse (help, errors, abbreviations, odd forms)
 UNUSUAL = [
     [], ["--help"], ["state"], ["state", "a", "b"], ["state", "-h"], ["state", "--root", "/r", "c"], ["--bundl", "x"],
     ["create", "--bund", "/b", "c"], ["create", "--preserve-fds", "-1", "c"], ["create", "--preserve-fds", "x", "c"],
     ["--log-format", "xml", "state", "c"], ["kill", "c", "-9"], ["delete", "--force=1", "c"], ["--", "state", "c"],
-    ["list"], ["exec", "c", "true"], ["create", "-bx", "c"], ["--root"], ["state", "--", "c"], ["-v"],
+    ["list"], ["exec", "c", "--", "true"], ["exec", "-g", "x", "c"], ["create", "-bx", "c"], ["--root"],
+    ["state", "--", "c"], ["-v"],
 ]
 
 
@@ -57,10 +63,11 @@ TOKENS = st.sampled_from(["create", "run", "start", "state", "kill", "delete", "
                           "--root", "--root=/r", "--log", "--log-format", "json", "--log-format=text", "--debug",
                           "--bundle", "-b", "--bundle=/b", "--pid-file", "--force", "-f", "--all", "-a", "--keep",
                           "-d", "--preserve-fds", "3", "--no-pivot", "--systemd-cgroup", "--", "-", "", "-h",
-                          "--console-socket", "--rootless", "--criu", "--pidfd-socket", "--version", "-v"])
+                          "--console-socket", "--rootless", "--criu", "--pidfd-socket", "--version", "-v",
+                          "exec", "exec", "-e", "A=1", "-g", "--process", "-t", "--tty", "ls", "-l", "--cap"])
 
 
-@settings(max_examples=1500, deadline=None, derandomize=True, database=None)
+@settings(max_examples=int(os.environ.get("OCIISH_ARGV_EXAMPLES", "1500")), deadline=None, derandomize=True, database=None)
 @given(argv=st.lists(TOKENS, max_size=8))
 def test_any_command_line_parses_as_argparse_parses_it(argv: list[str]) -> None:
     fast = parse_common(argv)
