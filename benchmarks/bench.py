@@ -737,6 +737,8 @@ def report(rows: list[Row], bench: Bench, info: dict[str, str], command: str, ch
         "|---|---|---|",
         *[f"| {t.what} | {t.measured} | {mark[t.met]} |" for t in targets(by_title, bench)],
         "",
+        "Where the time goes, what bounds the targets not met, and the levers used: [performance.md](performance.md).",
+        "",
     ]
     if chart is not None:
         out += [f"![ociish/runc per row]({chart.name})", ""]

@@ -14,12 +14,18 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("jsonschema", "structlog", "asyncio", "orjson", "ctypes", "ociish.cgroups.manager", "ociish.create")
+# what `state` does without: argparse (ociish.argv), re/enum/json (ociish.jsonio), typing
+STATE_NEVER = ("argparse", "re", "enum", "json", "typing", "dataclasses", "shutil", "socket")
+# what no create/exec/run needs at import time (a failing create imports structlog to log)
+CREATE_NEVER = ("jsonschema", "structlog", "orjson", "argparse", "typing", "dataclasses", "inspect", "json")
 
 PROBE = """
-import json, sys
+import sys
 from ociish.cli import main
 code = main(sys.argv[1:])
-print(json.dumps(sorted(m for m in sys.modules)), file=sys.__stderr__)
+loaded = sorted(sys.modules)
+import json
+print(json.dumps(loaded), file=sys.__stderr__)
 """
 
 
@@ -45,6 +51,19 @@ def state_root(tmp_path: Path) -> Path:
 def test_query_commands_stay_light(state_root: Path, argv: list[str]) -> None:
     loaded = modules_after("--root", str(state_root), *argv, cwd=state_root)
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_state_imports_nothing_but_what_it_uses(state_root: Path) -> None:
+    loaded = modules_after("--root", str(state_root), "state", "c", cwd=state_root)
+    assert not loaded & set(STATE_NEVER), sorted(loaded & set(STATE_NEVER))
+
+
+def test_the_create_and_exec_modules_import_nothing_heavy() -> None:
+    code = ("import sys; import ociish.run, ociish.execute, ociish.process.init; loaded = sorted(sys.modules); "
+            "import json; print(json.dumps(loaded), file=sys.__stderr__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(result.stderr.strip().splitlines()[-1]))
+    assert not loaded & set(CREATE_NEVER), sorted(loaded & set(CREATE_NEVER))
 
 
 def test_validation_imports_jsonschema_and_delete_does_not(tmp_path: Path) -> None:
