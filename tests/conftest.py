@@ -68,6 +68,31 @@ def fast_check_agrees_with_jsonschema() -> Iterator[None]:
     validate.conforms = original
 
 
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    """An empty state root of its own."""
+    from ociish.state.store import StateStore
+
+    return StateStore(str(tmp_path / "root"))
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen]:
+    """A live process whose pid a test record can name."""
+    proc = subprocess.Popen(["sleep", "100"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def record(container_id: str, **fields: Any) -> dict[str, Any]:
+    """A state record as create writes it, with ``fields`` changed."""
+    return {"ociVersion": "1.3.0", "id": container_id, "status": "created", "pid": 0, "bundle": "/b",
+            "rootfs": "/b/rootfs", "created": "", "owner": "root", "annotations": {},
+            "creator": {"pid": 0, "start": None}, "init_start": None, "pid_namespace_new": True, "cgroup": None,
+            "hooks": {"poststart": [], "poststop": []}, **fields}
+
+
 def default_config() -> dict[str, Any]:
     from ociish.spec.defaults import default_config as make
 
@@ -155,6 +180,17 @@ def make_bundle(tmp_path: Path, busybox_rootfs: Path) -> Any:
 
 def unique_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def expect_create_failure(runtime: Runtime, bundle: Bundle, *fragments: str) -> None:
+    """`create` exits 1 naming every fragment and leaves no state and no cgroup behind."""
+    bundle.write()
+    cid = unique_id()
+    result = runtime("create", "--bundle", str(bundle.path), cid)
+    assert result.returncode == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
+    assert runtime.ids() == [] and not cgroup_dirs(cid)
 
 
 def cgroup_dirs(container_id: str) -> list[Path]:

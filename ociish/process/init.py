@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 
 _step = "start"
 # imported by _import_what_the_plan_needs, for the containers that use them
-console: ModuleType
-hooks: ModuleType
-json: ModuleType
+console: ModuleType = None  # type: ignore[assignment]
+hooks: ModuleType = None  # type: ignore[assignment]
+json: ModuleType = None  # type: ignore[assignment]
 
 
 def bootstrap() -> NoReturn:

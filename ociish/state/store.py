@@ -18,7 +18,6 @@ through the json package's C scanner, with nothing else imported (see ociish.jso
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import time

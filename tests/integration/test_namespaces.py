@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Bundle, Runtime, cgroup_dirs, run_output, unique_id
+from conftest import Bundle, Runtime, expect_create_failure, run_output, unique_id
 
 # config.json namespace type → name of its link under /proc/<pid>/ns (time only where the kernel has it)
 NS_LINK = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt", "cgroup": "cgroup"}
@@ -45,17 +45,6 @@ def set_namespaces(bundle: Bundle, entries: list[dict[str, Any]]) -> None:
     if not any(e["type"] == "uts" and "path" not in e for e in entries):
         # no uts namespace of its own: a hostname would be refused, or rename the joined one
         bundle.config.pop("hostname", None)
-
-
-def expect_create_failure(runtime: Runtime, bundle: Bundle, *fragments: str) -> None:
-    """`create` must exit 1 with every fragment in its message and leave no state or cgroup."""
-    bundle.write()
-    cid = unique_id()
-    result = runtime("create", "--bundle", str(bundle.path), cid)
-    assert result.returncode == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, (fragment, result.stderr)
-    assert runtime.ids() == [] and not cgroup_dirs(cid)
 
 
 def create_sleeper(runtime: Runtime, bundle: Bundle) -> int:

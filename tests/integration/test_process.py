@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Bundle, Runtime, cgroup_dirs, run_output, unique_id
+from conftest import Bundle, Runtime, expect_create_failure, run_output, unique_id
 
 # linux/capability.h numbers, independent of the runtime's own table
 CAP = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_KILL": 5, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_RAW": 13,
@@ -30,17 +30,6 @@ def status_fields(runtime: Runtime, bundle: Bundle, *names: str) -> dict[str, st
     bundle.args("cat", "/proc/self/status")
     fields = dict(line.split(":", 1) for line in run_output(runtime, bundle).stdout.splitlines())
     return {name: " ".join(fields[name].split()) for name in names}
-
-
-def expect_create_failure(runtime: Runtime, bundle: Bundle, *fragments: str) -> None:
-    """`create` exits 1 naming every fragment and leaves no state and no cgroup behind."""
-    bundle.write()
-    cid = unique_id()
-    result = runtime("create", "--bundle", str(bundle.path), cid)
-    assert result.returncode == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, (fragment, result.stderr)
-    assert runtime.ids() == [] and not cgroup_dirs(cid)
 
 
 def mask(names: list[str]) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from conftest import record
 from ociish.container import Container, delete, start
 from ociish.create import write_pid_file
 from ociish.errors import ContainerNotFound, OciishError, WrongState
@@ -19,24 +20,6 @@ from ociish.linux.proc import start_time
 from ociish.state.store import StateStore
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> StateStore:
-    return StateStore(str(tmp_path / "root"))
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen(["sleep", "100"])
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
-def record(cid: str, **fields: Any) -> dict[str, Any]:
-    return {"ociVersion": "1.3.0", "id": cid, "status": "created", "pid": 0, "bundle": "/b", "rootfs": "/b/rootfs",
-            "created": "", "owner": "root", "annotations": {}, "creator": {"pid": 0, "start": None},
-            "init_start": None, "pid_namespace_new": True, "cgroup": None, "hooks": {"poststart": [], "poststop": []},
-            **fields}
 
 
 def save(store: StateStore, rec: dict[str, Any]) -> None:

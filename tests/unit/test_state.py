@@ -5,33 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
+from conftest import record
 from ociish.container import Container
 from ociish.errors import ContainerNotFound, OciishError
 from ociish.linux.proc import start_time
 from ociish.state.store import FIFO_NAME, StateStore, check_id
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> StateStore:
-    return StateStore(str(tmp_path / "root"))
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen(["sleep", "100"])
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
-def record(container_id: str, **fields: Any) -> dict[str, Any]:
-    base = {"ociVersion": "1.3.0", "id": container_id, "status": "created", "pid": 0, "bundle": "/b",
-            "creator": {"pid": 0, "start": None}, "init_start": None}
-    return {**base, **fields}
 
 
 def save(store: StateStore, rec: dict[str, Any]) -> Container:
