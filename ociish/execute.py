@@ -11,7 +11,6 @@ a terminal, and exits with the process's status.
 from __future__ import annotations
 
 import os
-import signal
 
 from ociish import OCI_VERSION, log
 from ociish.container import Container
@@ -209,18 +208,7 @@ def _wait_for_execve(chan: Any) -> None:
 
 def _wait(pid: int, relay_from: int) -> int:
     """Foreground: forward signals, relay the terminal, exit with the process's status."""
-    from ociish.run import FORWARDED, _forwarder
-    from ociish.run import _wait as wait_status
+    from ociish.run import SignalsForwarded, relay_and_wait
 
-    pidfd = os.pidfd_open(pid)
-    previous = {sig: signal.signal(sig, _forwarder(pidfd)) for sig in FORWARDED}
-    try:
-        if relay_from >= 0:
-            from ociish import ptyproxy
-
-            ptyproxy.relay(relay_from)
-        return wait_status(pid)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        os.close(pidfd)
+    with SignalsForwarded(pid):
+        return relay_and_wait(pid, relay_from)

@@ -55,21 +55,11 @@ def _wants_terminal(bundle: str) -> bool:
 def _start_and_wait(store: StateStore, container_id: str, pid: int, *, detach: bool, keep: bool,
                     relay_from: int) -> int:
     try:
-        pidfd = os.pidfd_open(pid)
-        forwarding = {} if detach else {sig: signal.signal(sig, _forwarder(pidfd)) for sig in FORWARDED}
-        try:
+        with SignalsForwarded(pid, forward=not detach):
             start(store, container_id)
             if detach:
                 return 0
-            if relay_from >= 0:
-                from ociish import ptyproxy
-
-                ptyproxy.relay(relay_from)
-            return _wait(pid)
-        finally:
-            for sig, previous in forwarding.items():
-                signal.signal(sig, previous)
-            os.close(pidfd)
+            return relay_and_wait(pid, relay_from)
     except BaseException:
         if not detach or not _running(store, container_id):
             delete(store, container_id, force=True)
@@ -79,14 +69,36 @@ def _start_and_wait(store: StateStore, container_id: str, pid: int, *, detach: b
             delete(store, container_id, force=True)
 
 
-def _forwarder(pidfd: int) -> Any:
-    def forward(signum: int, _frame: Any) -> None:
+class SignalsForwarded:
+    """While the block runs, the signals a foreground `run` or `exec` receives go on to
+    ``pid`` (through a pidfd, so a recycled pid is never signalled)."""
+
+    def __init__(self, pid: int, *, forward: bool = True) -> None:
+        self.pidfd = os.pidfd_open(pid)
+        self.previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED} if forward else {}
+
+    def _forward(self, signum: int, _frame: Any) -> None:
         try:
-            signal.pidfd_send_signal(pidfd, signum)
+            signal.pidfd_send_signal(self.pidfd, signum)
         except OSError:
             pass
 
-    return forward
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        os.close(self.pidfd)
+
+
+def relay_and_wait(pid: int, relay_from: int) -> int:
+    """Relay the console (if any) until the process ends; its exit status."""
+    if relay_from >= 0:
+        from ociish import ptyproxy
+
+        ptyproxy.relay(relay_from)
+    return _wait(pid)
 
 
 def _wait(pid: int) -> int:
