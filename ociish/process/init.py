@@ -50,6 +50,7 @@ def bootstrap() -> NoReturn:
         with os.fdopen(int(sys.argv[2]), "rb") as f:
             plan = marshal.load(f)
         _import_what_the_plan_needs(plan)
+        chan.expect("joined")  # in the container's cgroups: from here on everything counts
         _bootstrap(plan, chan)
     except BaseException as e:  # noqa: BLE001 - every failure must reach `create` as a message
         _report(chan, e)

@@ -2,6 +2,7 @@
 
 The conversation (see process/init.py for the other side)::
 
+    parent  → joined         stage 1 is in the container's cgroups: it may begin
     stage 1 → usermap        parent writes uid_map/gid_map     → ok
     stage 1 → pid N          init's host pid; stage 1 exits
     init    → hooks          mounts and /dev are done: parent applies the cgroup limits,
@@ -102,8 +103,11 @@ def _reap(pid: int) -> None:
 def spawn(plan: dict[str, Any], *, inherit_fds: list[int], cgroup_join: Callable[[int], None]) -> tuple[Channel, InitProcess]:
     """Start stage 1 from the sealed interpreter with ``inherit_fds`` kept open for it.
 
-    The child joins the container's cgroup before exec, so nothing it or its children
-    do escapes the limits.
+    Stage 1 is moved into the container's cgroups while its interpreter starts: the
+    first migration after a while waits for an RCU grace period (~12 ms here), which
+    would otherwise come on top of that start.  Stage 1 does nothing for the container
+    before "joined", so nothing it or its children do escapes the limits; only its own
+    interpreter's memory is charged to the caller's cgroup, as `runc init`'s is.
     """
     chan, child_fd = Channel.pair()
     exe_fd = sealed_interpreter()
@@ -117,20 +121,28 @@ def spawn(plan: dict[str, Any], *, inherit_fds: list[int], cgroup_join: Callable
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         try:
-            cgroup_join(os.getpid())
             for fd in [child_fd, plan_fd, *inherit_fds]:
                 os.set_inheritable(fd, True)
             os.execve(exe_fd, argv, {})
         except BaseException as e:  # noqa: BLE001
-            message = getattr(e, "message", None) or f"cannot start the container init: {e}"
             try:
-                os.write(child_fd, marshal.dumps(("error", message, 0)))
+                os.write(child_fd, marshal.dumps(("error", f"cannot start the container init: {e}", 0)))
             finally:
                 os._exit(127)
     init.bootstrap_pid = pid
     os.close(child_fd)
     os.close(plan_fd)
     os.close(exe_fd)
+    try:
+        cgroup_join(pid)
+    except BaseException:
+        init.kill()
+        chan.close()
+        raise
+    try:
+        chan.send("joined")
+    except OSError:
+        pass  # stage 1 is already gone: the conversation reads why
     return chan, init
 
 
