@@ -164,6 +164,27 @@ class Terminal:
             self._read(0.1)
         return self.process.returncode
 
+    def check_shell(self, *, exit_code: int, tty: str = "/dev/pts/") -> None:
+        """Drive the shell the client opened: the container's pty gets the client's window
+        size (a client may resize it only after the process started: asked until it has),
+        is a pty, and the shell's exit status is the client's; the client is closed after."""
+        try:
+            self.expect("# ")
+            sizes = []
+            for _ in range(50):
+                self.send("stty size\n")
+                sizes.append(self.expect("# "))
+                if "30 100" in sizes[-1]:
+                    break
+                time.sleep(0.1)
+            assert "30 100" in sizes[-1], f"the pty never got the client's window size: {sizes}"
+            self.send("tty; echo $((6*7))x\n")
+            assert tty in self.expect("42x")
+            self.send(f"exit {exit_code}\n")
+            assert self.wait() == exit_code
+        finally:
+            self.close()
+
     def close(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)

@@ -77,17 +77,7 @@ def test_kill_ends_the_container(podman: PodmanClient) -> None:
 
 @on_each_runtime()
 def test_run_it_is_interactive_on_a_tty(podman: PodmanClient) -> None:
-    term = podman.terminal("run", "-it", "--rm", IMAGE, "sh")
-    try:
-        term.expect("# ")
-        term.send("stty size; tty; echo $((6*7))x\n")
-        output = term.expect("42x")
-        assert "30 100" in output, "the pty has the client's window size"
-        assert "/dev/pts/0" in output
-        term.send("exit 3\n")
-        assert term.wait() == 3
-    finally:
-        term.close()
+    podman.terminal("run", "-it", "--rm", IMAGE, "sh").check_shell(exit_code=3, tty="/dev/pts/0")
 
 
 @on_each_runtime()
@@ -185,17 +175,7 @@ def test_exec(podman: PodmanClient) -> None:
 @on_each_runtime()
 def test_exec_it_is_interactive_on_a_tty(podman: PodmanClient) -> None:
     cid = started(podman)
-    term = podman.terminal("exec", "-it", cid, "sh")
-    try:
-        term.expect("# ")
-        term.send("stty size; tty; echo $((6*7))x\n")
-        output = term.expect("42x")
-        assert "30 100" in output
-        assert "/dev/pts/" in output
-        term.send("exit 4\n")
-        assert term.wait() == 4
-    finally:
-        term.close()
+    podman.terminal("exec", "-it", cid, "sh").check_shell(exit_code=4)
 
 
 @on_each_runtime()
