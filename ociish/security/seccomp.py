@@ -29,11 +29,44 @@ ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SC
            "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
 
 
+# The sonames the libraries' ABIs fix (glibc, libseccomp 2.x).
+_SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+
 def _library() -> Any:
     try:
-        import pyseccomp
+        return _import_pyseccomp()
     except (ImportError, RuntimeError) as e:
         raise NotSupportedError("linux.seccomp", f"libseccomp is not available: {e}") from None
+
+
+def _import_pyseccomp() -> Any:
+    """pyseccomp finds libc and libseccomp with ctypes.util.find_library when imported:
+    that module imports subprocess, tempfile and shutil and runs ldconfig twice, ~15 ms
+    of every create with a seccomp profile (every podman and containerd container).  When
+    both sonames load, a stand-in answers with them during that import; else (another
+    libc, say) the real lookup runs."""
+    import ctypes
+    import sys
+    import types
+
+    if "pyseccomp" not in sys.modules and "ctypes.util" not in sys.modules:
+        try:
+            for soname in _SONAMES.values():
+                ctypes.CDLL(soname)
+        except OSError:
+            pass
+        else:
+            stand_in = types.ModuleType("ctypes.util")
+            stand_in.find_library = _SONAMES.get  # type: ignore[attr-defined]
+            sys.modules["ctypes.util"] = ctypes.util = stand_in  # type: ignore[attr-defined]
+            try:
+                import pyseccomp
+            finally:
+                del sys.modules["ctypes.util"], ctypes.util  # type: ignore[attr-defined]
+            return pyseccomp
+    import pyseccomp
+
     return pyseccomp
 
 

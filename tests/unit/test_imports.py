@@ -71,3 +71,13 @@ def test_validation_imports_jsonschema_and_delete_does_not(tmp_path: Path) -> No
     assert "jsonschema" in modules_after("validate", "--bundle", str(tmp_path), cwd=tmp_path)
     quiet = modules_after("--root", str(tmp_path), "delete", "--force", "gone", cwd=tmp_path)
     assert not quiet & {"jsonschema", "structlog", "orjson"}
+
+
+def test_libseccomp_is_loaded_without_ctypes_util() -> None:
+    """pyseccomp's import runs ctypes.util (subprocess, ldconfig): ociish answers for it, then
+    leaves the real module to whoever imports it later."""
+    code = ("import sys; from ociish.security.seccomp import _library; lib = _library(); "
+            "print(lib._libseccomp_path, 'ctypes.util' in sys.modules, 'subprocess' in sys.modules); "
+            "import ctypes.util; print(ctypes.util.find_library.__module__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["libseccomp.so.2", "False", "False", "ctypes.util"]
