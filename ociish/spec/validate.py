@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     from ociish.spec.fastcheck import Compiler
 
-SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "schemas")
+# ociish/schemas: a link to the repository's schemas/ in a checkout, their copy in a wheel
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas")
 # The $id prefix of our schemas; cross-schema $refs resolve to files in SCHEMA_DIR, never the net.
 _BASE_URI = "https://ociish.invalid/schemas/"
 _SUFFIX = ".schema.json"
