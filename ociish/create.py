@@ -126,6 +126,20 @@ def _run_id_helper(helper: str, pid: int, mappings: list[dict[str, int]]) -> Non
         raise ConfigError(f"config.json: linux.{kind}Mappings: {helper} refused: {result.stderr.strip()}")
 
 
+def send_seccomp_listener(config: dict[str, Any], state: dict[str, Any], pid: int, listener_fd: int) -> None:
+    """Send the notify fd with the ContainerProcessState (config-linux.md) to listenerPath."""
+    import socket
+
+    spec = config["linux"]["seccomp"]
+    message = jsonio.dumps({"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": pid,
+                            "metadata": spec.get("listenerMetadata", ""), "state": state})
+    sock = socket.socket(fileno=_connect(spec["listenerPath"], "linux.seccomp.listenerPath"))
+    try:
+        socket.send_fds(sock, [message], [listener_fd])
+    finally:
+        sock.close()
+
+
 def write_pid_file(path: str, pid: int) -> None:
     """Decimal pid, no newline (what conmon and the shim read), replaced atomically."""
     path = os.path.abspath(path)
@@ -330,19 +344,9 @@ class _Creation:
         self.store.write(self.id, self.record)
 
     def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None:
-        """Send the notify fd with the ContainerProcessState (config-linux.md) to listenerPath."""
-        spec = (self.config.get("linux") or {})["seccomp"]
         state = {"ociVersion": OCI_VERSION, "id": self.id, "status": "creating", "pid": init.pid,
                  "bundle": self.record["bundle"], "annotations": self.record["annotations"]}
-        message = jsonio.dumps({"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": init.pid,
-                                "metadata": spec.get("listenerMetadata", ""), "state": state})
-        import socket
-
-        sock = socket.socket(fileno=_connect(spec["listenerPath"], "linux.seccomp.listenerPath"))
-        try:
-            socket.send_fds(sock, [message], [listener_fd])
-        finally:
-            sock.close()
+        send_seccomp_listener(self.config, state, init.pid, listener_fd)
 
     def warn(self, message: str) -> None:
         log.warning(message)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from ociish import OCI_VERSION, log
+from ociish import log
 from ociish.container import Container
 from ociish.errors import ConfigError, OciishError, WrongState
 from ociish.process import plan as planner
@@ -106,21 +106,11 @@ class _Exec:
         pass
 
     def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None:
-        import socket
+        from ociish.create import send_seccomp_listener
 
-        from ociish import jsonio
-        from ociish.create import _connect
-
-        spec = (self.config.get("linux") or {})["seccomp"]
         state = self.container.state()
-        message = jsonio.dumps({"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": init.pid,
-                                "metadata": spec.get("listenerMetadata", ""),
-                                "state": {k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations")}})
-        sock = socket.socket(fileno=_connect(spec["listenerPath"], "linux.seccomp.listenerPath"))
-        try:
-            socket.send_fds(sock, [message], [listener_fd])
-        finally:
-            sock.close()
+        send_seccomp_listener(self.config, {k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle",
+                                                                   "annotations")}, init.pid, listener_fd)
 
 
 def exec_process(store: StateStore, container_id: str, proc: dict[str, Any], *, detach: bool,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from pathlib import Path
@@ -71,38 +72,66 @@ def test_podmans_default_profile_loads(runtime: Runtime, bundle: Bundle) -> None
     assert "Seccomp:\t2" in result.stdout and "works" in result.stdout
 
 
+class Listener:
+    """A seccomp agent's socket that takes ``count`` connections: each message and fd."""
+
+    def __init__(self, path: Path, count: int) -> None:
+        self.path = path
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(count)
+        self.received: list[tuple[dict[str, Any], list[int]]] = []
+        self.thread = threading.Thread(target=self._serve, args=(count,))
+        self.thread.start()
+
+    def _serve(self, count: int) -> None:
+        for _ in range(count):
+            conn, _ = self.server.accept()
+            with conn:
+                payload, fds, _, _ = socket.recv_fds(conn, 65536, 1)
+            self.received.append((json.loads(payload), fds))
+            for fd in fds:  # no supervisor: the notified syscall then fails (ENOSYS) instead of hanging
+                os.close(fd)
+
+    def close(self) -> None:
+        self.thread.join(timeout=10)
+        self.server.close()
+
+
+NOTIFY_MKDIR = {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}
+
+
 def test_notify_listener_receives_the_fd_and_the_process_state(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
-    sock_path = tmp_path / "seccomp.sock"
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(sock_path))
-    server.listen(1)
-    received: dict[str, Any] = {}
-
-    def listen() -> None:
-        conn, _ = server.accept()
-        with conn:
-            payload, fds, _, _ = socket.recv_fds(conn, 65536, 1)
-        received["state"] = json.loads(payload)
-        received["fds"] = fds
-        for fd in fds:  # no supervisor: the notified syscall then fails (ENOSYS) instead of hanging
-            import os
-
-            os.close(fd)
-
-    thread = threading.Thread(target=listen)
-    thread.start()
+    listener = Listener(tmp_path / "seccomp.sock", 1)
     try:
-        with_profile(bundle, {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(sock_path),
-                              "listenerMetadata": "hello-agent",
-                              "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]},
+        with_profile(bundle, {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(listener.path),
+                              "listenerMetadata": "hello-agent", "syscalls": [NOTIFY_MKDIR]},
                      "mkdir /tmp/x; echo done")
         cid = unique_id()
         result = runtime("run", "--bundle", str(bundle.path), cid)
     finally:
-        thread.join(timeout=10)
-        server.close()
+        listener.close()
     assert result.returncode == 0 and "done" in result.stdout
-    state = received["state"]
+    ((state, fds),) = listener.received
     assert state["fds"] == ["seccompFd"] and state["metadata"] == "hello-agent"
     assert state["state"]["id"] == cid and state["pid"] == state["state"]["pid"] > 0
-    assert len(received["fds"]) == 1
+    assert len(fds) == 1
+
+
+def test_an_exec_sends_its_own_listener_fd(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    """An exec'd process gets the container's filter, so the agent gets its fd too (with its pid)."""
+    listener = Listener(tmp_path / "seccomp.sock", 2)
+    cid = unique_id()
+    try:
+        with_profile(bundle, {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(listener.path),
+                              "listenerMetadata": "agent", "syscalls": [NOTIFY_MKDIR]}, "sleep 1000")
+        runtime("create", "--bundle", str(bundle.path), cid, check=True)
+        runtime("start", cid, check=True)
+        result = runtime("exec", cid, "sh", "-c", "mkdir /tmp/y; echo exec-done")
+        runtime("delete", "--force", cid, check=True)
+    finally:
+        listener.close()
+    assert result.returncode == 0 and "exec-done" in result.stdout, result.stderr
+    (init_state, _), (exec_state, fds) = listener.received
+    assert exec_state["metadata"] == "agent" and exec_state["state"]["id"] == cid and len(fds) == 1
+    assert exec_state["state"]["status"] == "running" and exec_state["pid"] != init_state["pid"] > 0
