@@ -115,7 +115,7 @@ def parse_common(argv: list[str]) -> SimpleNamespace | None:
         return None
     values["command"] = command = argv[rest]
     _, options, positionals = LIFECYCLE_COMMANDS[command]
-    values.update({o.dest: o.default for o in options})
+    values.update({o.dest: list(o.default) if isinstance(o.default, list) else o.default for o in options})
     given: list[str] = []
     index = rest + 1
     takes_rest = positionals[-1].remainder
