@@ -42,7 +42,6 @@ class _ScannerContext:
     parse_float = float
     parse_int = staticmethod(_bounded_int)
     parse_constant = staticmethod(_refuse_constant)
-    memo: dict[str, str] = {}
 
 
 _scan = _json.make_scanner(_ScannerContext())
