@@ -34,7 +34,6 @@ _BASE_URI = "https://ociish.invalid/schemas/"
 _SUFFIX = ".schema.json"
 
 _VALIDATORS: dict[str, Validator] = {}
-_FAST: list[Compiler] = []
 
 PathParts = tuple[str | int, ...]
 Problem = tuple[PathParts, str]
@@ -112,11 +111,15 @@ def validate_config(config: object, label: str = "config.json") -> list[str]:
 
 def conforms(document: object, schema_name: str) -> bool:
     """The fast verdict: does *document* conform to schemas/<schema_name>.schema.json?"""
-    if not _FAST:
-        from ociish.spec.fastcheck import Compiler
+    return _compiler().check(schema_name)(document)
 
-        _FAST.append(Compiler(_load_schema, _SUFFIX))
-    return _FAST[0].check(schema_name)(document)
+
+@cache
+def _compiler() -> Compiler:
+    """The fast check's compiler, one per process (it keeps every schema it compiled)."""
+    from ociish.spec.fastcheck import Compiler
+
+    return Compiler(_load_schema, _SUFFIX)
 
 
 @cache
