@@ -476,7 +476,8 @@ def _scheduler(spec: dict[str, Any] | None) -> tuple[int, ...] | None:
 
 
 def _io_priority(spec: dict[str, Any] | None) -> tuple[int, int] | None:
-    return None if not spec else (IO_CLASSES[spec["class"]], spec["priority"])
+    """(class, level); the spec's schema requires only the class, and runc's level is then 0."""
+    return None if not spec else (IO_CLASSES[spec["class"]], spec.get("priority", 0))
 
 
 def lsm_exec_label(proc: dict[str, Any], linux: dict[str, Any]) -> tuple[str, str] | None:

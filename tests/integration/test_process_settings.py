@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -27,6 +28,20 @@ def test_io_priority(runtime: Runtime, bundle: Bundle) -> None:
     bundle.config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
     bundle.args("ionice")
     assert run_output(runtime, bundle).stdout.strip() == "idle"
+
+
+def test_io_priority_class_alone_is_level_0(runtime: Runtime, bundle: Bundle, tmp_path) -> None:
+    """The spec's schema requires only ioPriority.class (runc then uses level 0), for the
+    init and for an exec'd process alike."""
+    bundle.config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE"}
+    bundle.args("sleep", "30")
+    cid = unique_id()
+    runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
+    assert runtime("exec", cid, "ionice", "-p", "1", check=True).stdout.strip() == "best-effort: prio 0"
+    process = tmp_path / "process.json"
+    process.write_text(json.dumps({"args": ["ionice"], "cwd": "/", "ioPriority": {"class": "IOPRIO_CLASS_IDLE"}}))
+    assert runtime("exec", "--process", str(process), cid, check=True).stdout.strip() == "idle"
+    runtime("delete", "--force", cid, check=True)
 
 
 def test_personality_linux32(runtime: Runtime, bundle: Bundle) -> None:

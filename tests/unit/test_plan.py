@@ -160,3 +160,5 @@ def test_scheduler_and_io_priority(config: dict[str, Any]) -> None:
     config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 7}
     p = plan(config)
     assert p["scheduler"] == (3, 1, 5, 0, 0, 0, 0) and p["io_priority"] == (3, 7)
+    config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_RT"}  # the spec's schema requires only the class
+    assert plan(config)["io_priority"] == (1, 0)
