@@ -124,6 +124,17 @@ def merge(current: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def unlimited_memory_lifts_swap(merged: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """A memory limit changed to -1 (unlimited) lifts memory+swap too unless the change sets
+    it, as runc does: a finite swap kept from before would be below the memory limit, and
+    the kernel refuses that."""
+    limit = (change.get("memory") or {}).get("limit")
+    memory = merged.get("memory") or {}
+    if limit == -1 and (change.get("memory") or {}).get("swap") is None and memory.get("swap") not in (None, -1):
+        return {**merged, "memory": {**memory, "swap": -1}}
+    return merged
+
+
 def _to_apply(resources: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """What to write: everything but unchanged device rules.
 
@@ -152,7 +163,7 @@ def update(store: StateStore, container_id: str, change: dict[str, Any]) -> None
     with store.lock(check_id(container_id)):
         container, cgroup = live_container(store, container_id, "update")
         current = current_resources(store, container_id, container.record)
-        merged = merge(current, change)
+        merged = unlimited_memory_lifts_swap(merge(current, change), change)
         try:
             cgroup.apply(_to_apply(merged, change))
         except OciishError:

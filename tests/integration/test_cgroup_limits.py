@@ -195,6 +195,23 @@ def test_update_changes_limits_and_merges_onto_the_current_ones(runtime: Runtime
                                                        "not running\n")
 
 
+def test_update_memory_unlimited_lifts_an_earlier_swap_limit(runtime: Runtime, bundle: Bundle) -> None:
+    """runc's `update --memory -1`: memory+swap becomes unlimited with it, or the kernel would
+    refuse a memory limit above the finite memory+swap kept from before."""
+    cid = create(runtime, bundle, {"memory": {"limit": 64 * MiB, "swap": 128 * MiB}})
+    runtime("update", "--memory", "-1", cid, check=True)
+    unlimited = cgroup_file(runtime, cid, "memory", "memory.limit_in_bytes")
+    assert int(unlimited) > 1 << 60
+    assert cgroup_file(runtime, cid, "memory", "memory.memsw.limit_in_bytes") == unlimited
+    recorded = json.loads((runtime.root / cid / "state.json").read_text())["resources"]
+    assert recorded["memory"] == {"limit": -1, "swap": -1}
+    # a swap limit given with it is kept
+    runtime("update", "--memory", "64m", "--memory-swap", "128m", cid, check=True)
+    runtime("update", "--memory", "-1", "--memory-swap", "-1", cid, check=True)
+    runtime("update", "--memory", "64m", "--memory-swap", "128m", cid, check=True)
+    assert cgroup_file(runtime, cid, "memory", "memory.memsw.limit_in_bytes") == str(128 * MiB)
+
+
 # ------------------------------------------------------------------ pause and resume
 
 
