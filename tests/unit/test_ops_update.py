@@ -109,6 +109,17 @@ def test_merge_overlays_objects_and_replaces_the_rest():
     assert current["memory"] == {"limit": 100, "swap": 200}  # not modified in place
 
 
+def test_unlimited_memory_lifts_a_finite_swap_unless_the_change_sets_it():
+    current = {"memory": {"limit": 100, "swap": 200}, "pids": {"limit": 5}}
+    lifted = up.unlimited_memory_lifts_swap
+    assert lifted(up.merge(current, {"memory": {"limit": -1}}), {"memory": {"limit": -1}}) == {
+        "memory": {"limit": -1, "swap": -1}, "pids": {"limit": 5}}
+    both = {"memory": {"limit": -1, "swap": 300}}
+    assert lifted(up.merge(current, both), both)["memory"] == {"limit": -1, "swap": 300}
+    assert lifted(up.merge(current, {"memory": {"limit": 150}}), {"memory": {"limit": 150}})["memory"]["swap"] == 200
+    assert lifted({"memory": {"limit": -1}}, {"memory": {"limit": -1}}) == {"memory": {"limit": -1}}  # no swap kept
+
+
 # ------------------------------------------------------------------ update itself
 
 
