@@ -1,5 +1,8 @@
 """Run OCI hooks: the state JSON on stdin, exact argv and env, a timeout, output captured.
 
+A hook without ``env`` inherits the runtime's environment (an empty ``env`` list gives an
+empty one), as runc and crun do.
+
 Built on fork/execve rather than subprocess so that the container init, which runs the
 createContainer and startContainer hooks, needs no extra imports.
 """
@@ -16,7 +19,7 @@ from ociish.linux import libc as L
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Mapping
 
 OUTPUT_LIMIT = 4096
 
@@ -25,16 +28,24 @@ class HookError(OciishError):
     pass
 
 
-def run_hooks(kind: str, hooks: list[dict[str, Any]], state_json: bytes, cwd: str | None = None) -> None:
+def run_hooks(kind: str, hooks: list[dict[str, Any]], state_json: bytes, cwd: str | None = None,
+              runtime_env: Mapping[str, str] | None = None) -> None:
     for index, hook in enumerate(hooks):
-        run_hook(f"hooks.{kind}[{index}]", hook, state_json, cwd)
+        run_hook(f"hooks.{kind}[{index}]", hook, state_json, cwd, runtime_env)
 
 
-def run_hook(where: str, hook: dict[str, Any], state_json: bytes, cwd: str | None) -> None:
-    """Run one hook to completion; HookError naming ``where`` when it fails or times out."""
+def run_hook(where: str, hook: dict[str, Any], state_json: bytes, cwd: str | None,
+             runtime_env: Mapping[str, str] | None = None) -> None:
+    """Run one hook to completion; HookError naming ``where`` when it fails or times out.
+
+    ``runtime_env`` is what a hook without ``env`` inherits: this process's environment
+    unless given (the container init passes on that of `create`)."""
     path = hook["path"]
     argv = hook.get("args") or [path]
-    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in hook.get("env") or [])
+    if hook.get("env") is None:
+        env = dict(os.environ if runtime_env is None else runtime_env)
+    else:
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in hook["env"])
     timeout = hook.get("timeout")
     stdin_r, stdin_w = os.pipe()
     out_r, out_w = os.pipe()

@@ -300,7 +300,8 @@ def _run_hooks(plan: dict[str, Any], kind: str, status: str) -> None:
     if plan["hooks"].get(kind):
         _step = f"hooks.{kind}"
         state = dict(plan["state"], status=status, pid=plan["host_pid"])
-        hooks.run_hooks(kind, plan["hooks"][kind], json.dumps(state).encode(), plan["bundle"] if status == "creating" else "/")
+        hooks.run_hooks(kind, plan["hooks"][kind], json.dumps(state).encode(), plan["bundle"] if status == "creating" else "/",
+                        plan["hook_env"])
 
 
 def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:

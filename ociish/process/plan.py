@@ -204,6 +204,9 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         **_process_settings(proc, linux),
         "process": process_plan,
         "hooks": {kind: hooks.get(kind) or [] for kind in ("createContainer", "startContainer")},
+        # what the init's hooks without `env` inherit: the runtime's environment (the init's own is empty)
+        "hook_env": dict(os.environ) if any(hook.get("env") is None for kind in ("createContainer", "startContainer")
+                                            for hook in hooks.get(kind) or []) else {},
         "state": {"ociVersion": OCI_VERSION, "id": container_id, "bundle": bundle,
                   "annotations": config.get("annotations") or {}},
         "no_pivot": bool(options.get("no_pivot")),

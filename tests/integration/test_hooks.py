@@ -138,6 +138,28 @@ def test_hook_gets_exactly_its_args_and_env(runtime: Runtime, bundle: Bundle, ho
     assert [line for line in env if not line.startswith("PWD=")] == ["HOOK_VAR=value one", "OTHER="]
 
 
+def test_hook_without_env_inherits_the_runtime_environment(runtime: Runtime, bundle: Bundle, hooks: HookLog) -> None:
+    """As runc and crun: no `env` means the runtime's environment, for the hooks the
+    runtime runs and for those the container init runs; `env: []` means an empty one."""
+    script = "#!/bin/sh\necho \"$1 marker=${OCIISH_TEST_MARKER-unset}\" >> \"$2\"\n"
+    for path in (hooks.script, bundle.rootfs / "hook.sh"):
+        path.write_text(script)
+    for kind in ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"):
+        hooks.add(kind)
+    hooks.bundle.config["hooks"]["poststart"][0]["env"] = []
+    bundle.args("sleep", "1000")
+    env = {**os.environ, "OCIISH_TEST_MARKER": "from the caller"}
+    bundle.write()
+    cid = unique_id()
+    runtime("create", "--bundle", str(bundle.path), cid, check=True, env=env)
+    runtime("start", cid, check=True, env=env)
+    runtime("delete", "--force", cid, check=True, env=env)
+    inherited = "marker=from the caller"
+    assert hooks.path.read_text().splitlines() == [
+        f"prestart {inherited}", f"createRuntime {inherited}", f"createContainer {inherited}",
+        f"startContainer {inherited}", "poststart marker=unset", f"poststop {inherited}"]
+
+
 @pytest.mark.parametrize("failing", CREATE_KINDS)
 def test_failing_create_hook_fails_create_and_runs_poststop(runtime: Runtime, bundle: Bundle, hooks: HookLog,
                                                              failing: str) -> None:
