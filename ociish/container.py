@@ -185,12 +185,15 @@ class Container:
             run_hooks_warning_only("poststop", poststop, self.hook_state("stopped"))
         self.store.remove(self.id)
 
-    def hook_state(self, status: str) -> bytes:
+    def hook_state(self, status: str | None = None) -> bytes:
+        """The state a hook reads: the container's own, or with ``status`` forced (poststop's
+        "stopped"); a live status always comes with the init's pid, never with 0."""
         from ociish import jsonio
 
         state = self.state()
-        state["status"] = status
-        if status == "stopped":
+        if status is not None:
+            state["status"] = status
+        if state["status"] == "stopped":
             state["pid"] = 0
         return jsonio.dumps({k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations")})
 
@@ -251,9 +254,12 @@ def start(store: StateStore, container_id: str) -> None:
                 raise OciishError(f"container {container_id!r} did not start: {failure}")
             poststart = (container.record.get("hooks") or {}).get("poststart") or []
             if poststart:
-                from ociish.hooks import run_hooks
+                from ociish.hooks import run_hook
 
-                run_hooks("poststart", poststart, container.hook_state("running"))
+                for index, hook in enumerate(poststart):
+                    # the state as each hook runs: "running", or "stopped" with pid 0 once the
+                    # process has exited (which it may do before, or while, the hooks run)
+                    run_hook(f"hooks.poststart[{index}]", hook, container.hook_state(), None)
         except OciishError:
             # runtime.md lifecycle: a start that fails stops and destroys the container
             # (steps 12 and 13: undo create, run poststop)

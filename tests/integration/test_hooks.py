@@ -160,6 +160,25 @@ def test_hook_without_env_inherits_the_runtime_environment(runtime: Runtime, bun
         f"startContainer {inherited}", "poststart marker=unset", f"poststop {inherited}"]
 
 
+def test_poststart_state_of_a_process_that_already_exited(runtime: Runtime, bundle: Bundle, hooks: HookLog) -> None:
+    """Each poststart hook reads the state as it runs: once the process has exited that is
+    "stopped" with pid 0, never a live status with pid 0 (runtime.md State)."""
+    gate = hooks.dir / "gate"
+    os.mkfifo(gate)
+    # the process waits for the first hook, which lets it exit and waits until it has
+    release = (f'pid=$(sed \'s/.*"pid":\\([0-9]*\\).*/\\1/\'); echo go > {gate}; '
+               'while [ -e /proc/$pid/stat ] && ! grep -q "^State:.Z" /proc/$pid/status; do sleep 0.01; done')
+    hooks.bundle.config["hooks"]["poststart"] = [{"path": "/bin/sh", "args": ["sh", "-c", release], "timeout": 20}]
+    hooks.add("poststart")
+    bundle.shell(f"read line < {CONTAINER_LOG_DIR}/gate")
+    cid, result = create(runtime, bundle)
+    assert result.returncode == 0, result.stderr
+    runtime("start", cid, check=True)
+    runtime("delete", cid, check=True)
+    [(kind, _, state)] = hooks.entries()
+    assert kind == "poststart" and (state["status"], state["pid"]) == ("stopped", 0), state
+
+
 @pytest.mark.parametrize("failing", CREATE_KINDS)
 def test_failing_create_hook_fails_create_and_runs_poststop(runtime: Runtime, bundle: Bundle, hooks: HookLog,
                                                              failing: str) -> None:

@@ -35,6 +35,17 @@ def test_status_follows_the_live_process(store: StateStore, sleeper: subprocess.
     assert c.status() == "stopped" and c.state()["pid"] == 0
 
 
+def test_hook_state_never_has_a_live_status_with_pid_0(store: StateStore, sleeper: subprocess.Popen) -> None:
+    import json
+
+    c = save(store, record("a", pid=sleeper.pid, init_start=start_time(sleeper.pid)))
+    assert json.loads(c.hook_state())["status"] == "running" and json.loads(c.hook_state())["pid"] == sleeper.pid
+    assert json.loads(c.hook_state("stopped"))["pid"] == 0  # poststop's forced status
+    sleeper.kill()
+    sleeper.wait()
+    assert (json.loads(c.hook_state())["status"], json.loads(c.hook_state())["pid"]) == ("stopped", 0)
+
+
 def test_reused_pid_is_not_the_container(store: StateStore, sleeper: subprocess.Popen) -> None:
     c = save(store, record("a", pid=sleeper.pid, init_start=start_time(sleeper.pid) - 1))
     assert c.status() == "stopped"
