@@ -22,8 +22,11 @@ class CredentialsError(OciishError):
     pass
 
 
-def chown_stdio(uid: int, gid: int) -> None:
-    """Let a non-root container user write to the pipes it was given (not /dev/null)."""
+def chown_stdio(uid: int) -> None:
+    """Let a non-root container user use the stdio it was given (not /dev/null).
+
+    Only the owner changes, as runc does: a pty keeps the group devpts gave it (its
+    ``gid=`` option, the tty group 5 in the usual config), so ``mesg`` and ``write`` work."""
     for fd in (0, 1, 2):
         try:
             st = os.fstat(fd)
@@ -32,7 +35,7 @@ def chown_stdio(uid: int, gid: int) -> None:
         if st.st_rdev == os.makedev(1, 3):
             continue
         try:
-            os.fchown(fd, uid, gid)
+            os.fchown(fd, uid, -1)
         except OSError:
             pass  # not ours to change (e.g. a read-only or foreign tty); the process may still use it
 

@@ -267,7 +267,7 @@ def _prepare_process(plan: dict[str, Any], chan: Channel) -> None:
     chan.expect("ok")
     _step = "process.user"
     if proc["uid"] != 0:
-        credentials.chown_stdio(proc["uid"], proc["gid"])
+        credentials.chown_stdio(proc["uid"])
     seccomp = plan["seccomp"]
     if seccomp and not proc["no_new_privileges"]:
         _load_seccomp(plan, chan)  # without no_new_privs it needs CAP_SYS_ADMIN: before the drop

@@ -80,3 +80,28 @@ def test_foreground_run_relays_a_terminal(runtime: Runtime, bundle: Bundle, tmp_
     assert result.returncode == 3
     assert "/dev/pts/0" in result.stdout and "got:hello" in result.stdout
     assert runtime.ids() == []
+
+
+def test_the_pty_keeps_the_devpts_group_for_a_non_root_user(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    """As runc: the user gets the pty's ownership, the group stays devpts' gid=5 (tty),
+    not the process's gid; for the init and for `exec -t`."""
+    bundle.config["process"]["terminal"] = True
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.shell('stat -c "owner=%u:%g" "$(tty)"; read line')
+    stdin = tmp_path / "stdin"
+    stdin.write_text("\n")
+    with stdin.open() as f:
+        result = runtime("run", "--bundle", str(bundle.path), unique_id(), stdin=f)
+    assert result.returncode == 0, result.stderr
+    assert "owner=1000:5" in result.stdout
+
+    bundle.config["process"]["terminal"] = False
+    bundle.args("sleep", "1000")
+    cid = unique_id()
+    runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
+    with stdin.open() as f:
+        result = runtime("exec", "-t", "--user", "1000:1000", cid, "sh", "-c", 'stat -c "owner=%u:%g" "$(tty)"; read line',
+                         stdin=f)
+    assert result.returncode == 0, result.stderr
+    assert "owner=1000:5" in result.stdout
+    runtime("delete", "--force", cid, check=True)
