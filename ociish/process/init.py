@@ -359,9 +359,9 @@ def _exec_child(plan: dict[str, Any], chan: Channel) -> NoReturn:
     try:
         proc = plan["process"]
         peer = -1
+        os.setsid()  # a session (and process group) of its own, with or without a terminal, as the init's
         if proc["terminal"]:
             _step = "process.terminal"
-            os.setsid()
             root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 master, peer = console.open_pty(root, proc["console_size"])

@@ -32,6 +32,30 @@ def test_exec_joins_every_namespace_and_returns_the_status(runtime: Runtime, run
     assert result.stdout.split() == [os.readlink(f"/proc/{init}/ns/{ns}") for ns in NAMESPACES]
 
 
+@pytest.mark.parametrize("tty", [False, True])
+def test_the_process_of_run_and_exec_leads_its_own_session(runtime: Runtime, bundle: Bundle, tmp_path: Path,
+                                                           tty: bool) -> None:
+    """pid = process group = session, with a terminal or without: the process group is not
+    the runtime's, which the container cannot see (getpgrp would be 0)."""
+    bundle.config["process"]["terminal"] = tty
+    script = "cut -d' ' -f1,5,6 /proc/$$/stat; read line"
+    bundle.shell(script)
+    stdin = tmp_path / "stdin"
+    stdin.write_text("\n")
+    with stdin.open() as f:
+        result = runtime("run", "--bundle", str(bundle.path), unique_id(), stdin=f)
+    assert result.returncode == 0 and result.stdout.split() == ["1", "1", "1"], result
+    bundle.config["process"]["terminal"] = False
+    bundle.args("sleep", "1000")
+    cid = unique_id()
+    runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
+    with stdin.open() as f:
+        result = runtime("exec", *(["-t"] if tty else []), cid, "sh", "-c", script, stdin=f)
+    pid, group, session = result.stdout.split()
+    assert result.returncode == 0 and pid == group == session and pid not in ("0", "1"), result
+    runtime("delete", "--force", cid, check=True)
+
+
 def test_detached_exec_writes_the_pid_file_and_joins_the_cgroup(runtime: Runtime, running: str, tmp_path: Path) -> None:
     pid_file = tmp_path / "exec.pid"
     runtime("exec", "--detach", "--pid-file", str(pid_file), running, "sleep", "100", check=True)
