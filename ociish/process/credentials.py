@@ -9,7 +9,9 @@ user may), then verified to be inside the container (CVE-2024-21626 class).
 from __future__ import annotations
 
 import os
+import stat
 
+from ociish import safepath
 from ociish.errors import OciishError
 from ociish.linux import libc as L
 
@@ -38,6 +40,44 @@ def chown_stdio(uid: int) -> None:
             os.fchown(fd, uid, -1)
         except OSError:
             pass  # not ours to change (e.g. a read-only or foreign tty); the process may still use it
+
+
+PASSWD_LIMIT = 16 << 20  # bytes of the container's /etc/passwd read at most
+
+
+def home_directory(uid: int) -> str:
+    """The home of ``uid``'s first entry in the container's /etc/passwd, "/" without one
+    (what runc sets HOME to when process.env has none).
+
+    Runs with "/" being the container's root; the file is opened inside it (a symlink
+    cannot lead out), without blocking, and only a regular file is read."""
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = safepath.open_in_root(root, "/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return "/"
+    finally:
+        os.close(root)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        chunks = []
+        size = 0
+        while size < PASSWD_LIMIT and (chunk := os.read(fd, 65536)):
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    except OSError:
+        return "/"
+    finally:
+        os.close(fd)
+    wanted = str(uid).encode()
+    for line in data.split(b"\n"):
+        fields = line.strip().split(b":")  # name:password:uid:gid:gecos:home:shell
+        if len(fields) > 2 and fields[2].strip() == wanted:
+            home = fields[5].decode(errors="surrogateescape") if len(fields) > 5 else ""
+            return home or "/"
+    return "/"
 
 
 def become_user(proc: dict[str, Any], setgroups_allowed: bool) -> list[str]:

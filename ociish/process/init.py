@@ -266,6 +266,8 @@ def _prepare_process(plan: dict[str, Any], chan: Channel) -> None:
     chan.send("ready")
     chan.expect("ok")
     _step = "process.user"
+    if not _env_dict(proc["env"]).get("HOME"):  # unset or empty, as runc
+        proc["env"].append("HOME=" + credentials.home_directory(proc["uid"]))
     if proc["uid"] != 0:
         credentials.chown_stdio(proc["uid"])
     seccomp = plan["seccomp"]

@@ -60,7 +60,38 @@ def test_args_are_passed_verbatim(runtime: Runtime, bundle: Bundle) -> None:
 def test_env_is_exactly_the_configured_one(runtime: Runtime, bundle: Bundle) -> None:
     bundle.config["process"]["env"] = ["PATH=/bin:/usr/bin", "GREETING=hello world", "EMPTY="]
     bundle.args("env")  # env itself, not a shell that would add PWD/SHLVL
-    assert sorted(run_output(runtime, bundle).stdout.splitlines()) == ["EMPTY=", "GREETING=hello world", "PATH=/bin:/usr/bin"]
+    assert sorted(run_output(runtime, bundle).stdout.splitlines()) == ["EMPTY=", "GREETING=hello world",
+                                                                      "HOME=/root", "PATH=/bin:/usr/bin"]
+
+
+@pytest.mark.parametrize("uid, home", [(0, "/root"), (1, "/usr/sbin"), (4321, "/")])
+def test_home_comes_from_the_containers_passwd(runtime: Runtime, bundle: Bundle, uid: int, home: str) -> None:
+    """process.env without HOME (or with an empty one): the user's home from the container's
+    /etc/passwd, "/" without an entry, as runc; for exec'd processes too.  A HOME given wins."""
+    bundle.config["process"]["user"] = {"uid": uid, "gid": uid}
+    bundle.config["process"]["env"].append("HOME=")
+    bundle.args("sleep", "1000")
+    cid = unique_id()
+    runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
+    assert runtime("exec", cid, "sh", "-c", "echo $HOME; tr '\\0' '\\n' < /proc/1/environ | grep ^HOME=",
+                   check=True).stdout.split() == [home, f"HOME={home}"]
+    assert runtime("exec", "--env", "HOME=/given", cid, "sh", "-c", "echo $HOME", check=True).stdout.strip() == "/given"
+    runtime("delete", "--force", cid, check=True)
+
+
+def test_home_lookup_stays_inside_the_rootfs(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    """The container's /etc/passwd is read inside its root: a symlink to a host path finds
+    nothing there (HOME "/"), and a fifo in its place does not block the create."""
+    host_passwd = tmp_path / "host-passwd"
+    host_passwd.write_text("someone:x:4321:4321::/host-home:/bin/sh\n")
+    passwd = bundle.rootfs / "etc" / "passwd"
+    passwd.unlink()
+    passwd.symlink_to(host_passwd)
+    bundle.config["process"]["user"] = {"uid": 4321, "gid": 4321}
+    assert output_of(runtime, bundle, "echo $HOME").strip() == "/"
+    passwd.unlink()
+    os.mkfifo(passwd)
+    assert output_of(runtime, bundle, "echo $HOME").strip() == "/"
 
 
 def test_cwd_is_the_working_directory(runtime: Runtime, bundle: Bundle) -> None:
