@@ -319,6 +319,29 @@ class _Statfs(ctypes.Structure):
     _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_long * 15)]
 
 
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+class _IfreqFlags(ctypes.Structure):
+    """struct ifreq with its union read as ifr_flags (40 bytes on 64-bit)."""
+
+    _fields_ = [("name", ctypes.c_char * 16), ("flags", ctypes.c_short), ("_rest", ctypes.c_char * 22)]
+
+
+def interface_up(name: str) -> None:
+    """Set IFF_UP on a network interface of the caller's network namespace (SIOCSIFFLAGS)."""
+    sock = _check(_libc.socket(2, 2 | os.O_CLOEXEC, 0), "socket")  # AF_INET, SOCK_DGRAM | SOCK_CLOEXEC
+    try:
+        request = _IfreqFlags(name.encode())
+        _check(_libc.ioctl(sock, SIOCGIFFLAGS, ctypes.byref(request)), "SIOCGIFFLAGS", name)
+        request.flags |= IFF_UP
+        _check(_libc.ioctl(sock, SIOCSIFFLAGS, ctypes.byref(request)), "SIOCSIFFLAGS", name)
+    finally:
+        os.close(sock)
+
+
 PROC_SUPER_MAGIC = 0x9FA0
 DEVPTS_SUPER_MAGIC = 0x1CD1
 

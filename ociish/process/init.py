@@ -179,6 +179,9 @@ def _build_container(plan: dict[str, Any], chan: Channel) -> None:
         except OSError as e:
             if e.errno != errno.ENOSYS:
                 raise
+    if plan["loopback_up"]:
+        _step = "linux.namespaces (network): bringing up lo"
+        L.interface_up("lo")
     proc = plan["process"]
     procfs = L.private_procfs()  # of the new pid namespace: used for sysctl and the fifo reopen
     # hooks get the pid "as seen by the host" (runtime.md State): until pivot_root, /proc

@@ -183,6 +183,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "new_userns": new_userns,
         "unshare_flags": unshare_flags,
         "ns_paths": ns_paths,
+        "loopback_up": "network" in new,  # a new network namespace's lo starts down (runc brings it up)
         # setgroups(2) is denied in a user namespace an unprivileged user made (see create)
         "setgroups_allowed": not (new_userns and os.geteuid() != 0),
         "time_offsets": _time_offsets(linux.get("timeOffsets") or {}),

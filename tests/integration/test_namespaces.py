@@ -105,6 +105,14 @@ def test_unlisted_mount_namespace_is_inherited(runtime: Runtime, bundle: Bundle)
     assert os.readlink(f"/proc/{pid}/root") == str(bundle.rootfs)
 
 
+def test_loopback_is_up_in_a_new_network_namespace(runtime: Runtime, bundle: Bundle) -> None:
+    """As runc: lo is up (with 127.0.0.1) in a network namespace of the container's own."""
+    bundle.shell("cat /sys/class/net/lo/flags; ip -4 addr show dev lo")
+    out = run_output(runtime, bundle).stdout
+    assert int(out.split()[0], 16) & 1, out  # IFF_UP
+    assert "inet 127.0.0.1/8" in out, out  # the kernel gives lo its address when it comes up
+
+
 def test_namespaces_are_joined_by_path(runtime: Runtime, make_bundle: Callable[[str], Bundle]) -> None:
     """B joins A's network, ipc, uts and pid namespaces through /proc/<A>/ns/* and sees A's hostname."""
     a = make_bundle("a")
