@@ -70,17 +70,40 @@ def do_mount(root_fd: int, m: dict[str, Any], where: str) -> None:
         if m["flags"] & ~L.MS_REMOUNT or m["clear"]:
             _remount_bind(root_fd, dest, m["flags"])
     else:
+        covered_mode = _directory_mode(root_fd, dest) if m["type"] == "tmpfs" else None
         target = _mount_target(root_fd, m, where)
         try:
             if m["type"] == "cgroup":
                 _mount_cgroup(root_fd, m, target, where)
             else:
-                L.mount(m["source"], safepath.fd_path(target), m["type"], m["flags"], m["data"] or None)
+                data = _with_covered_mode(m["data"], covered_mode) if m["type"] == "tmpfs" else m["data"]
+                L.mount(m["source"], safepath.fd_path(target), m["type"], m["flags"], data or None)
                 if m["copy_up"]:
                     _copy_up(root_fd, target, dest)
         finally:
             os.close(target)
     _set_propagation_and_attrs(root_fd, dest, m)
+
+
+def _directory_mode(root_fd: int, dest: str) -> int | None:
+    """The permission bits of the directory at ``dest`` before anything is mounted on it,
+    None when there is none yet."""
+    try:
+        fd = safepath.open_in_root(root_fd, dest, os.O_PATH | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        return stat.S_IMODE(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+
+
+def _with_covered_mode(data: str, covered_mode: int | None) -> str:
+    """A tmpfs over an existing directory takes that directory's mode unless ``mode=`` is
+    given, as runc does (a new directory keeps tmpfs's own 1777)."""
+    if covered_mode is None or any(option.startswith("mode=") for option in data.split(",")):
+        return data
+    return ",".join(filter(None, [data, f"mode={covered_mode:04o}"]))
 
 
 def _copy_up(root_fd: int, covered: int, dest: str) -> None:

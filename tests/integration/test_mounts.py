@@ -132,6 +132,21 @@ def test_tmpfs_with_size_mode_and_flags(runtime: Runtime, bundle: Bundle) -> Non
     assert p.results == {"mode": "1770", "write": "ok", "exec": "fail", "overflow": "fail"}
 
 
+def test_tmpfs_over_a_directory_takes_its_mode_unless_one_is_given(runtime: Runtime, bundle: Bundle) -> None:
+    """As runc: a tmpfs without mode= on an existing directory gets that directory's mode
+    (sticky bit included); mode= wins; a directory the mount creates keeps tmpfs's 1777."""
+    for name, mode in (("covered", 0o710), ("sticky", 0o1730), ("given", 0o710)):
+        (bundle.rootfs / name).mkdir()
+        (bundle.rootfs / name).chmod(mode)
+    add_mount(bundle, "/covered", "tmpfs", "tmpfs", "nosuid", "size=1m")
+    add_mount(bundle, "/sticky", "tmpfs", "tmpfs")
+    add_mount(bundle, "/given", "tmpfs", "tmpfs", "mode=755")
+    add_mount(bundle, "/created", "tmpfs", "tmpfs")
+    p = probe(runtime, bundle, "for d in covered sticky given created; do echo $d=$(stat -c %a /$d); done")
+    assert p.results == {"covered": "710", "sticky": "1730", "given": "755", "created": "1777"}
+    assert "mode=710" in p.at("/covered").super_options and "size=1024k" in p.at("/covered").super_options
+
+
 @pytest.mark.parametrize("writable", [False, True], ids=["ro", "rw"])
 def test_bind_mount_of_a_host_directory(runtime: Runtime, bundle: Bundle, tmp_path: Path, writable: bool) -> None:
     source = host_dir(tmp_path, "shared")
