@@ -218,6 +218,9 @@ def _build_container(plan: dict[str, Any], chan: Channel) -> None:
         chan.send("hooks")
         chan.expect("ok")
         _run_hooks(plan, "createContainer", "creating")
+        if plan["dev_readonly"]:
+            _step = "mounts (/dev read-only)"
+            setup.remount_readonly(root_fd, "/dev")
         _step = "pivot_root"
         if plan["no_pivot"]:
             setup.move_root(plan["rootfs"])

@@ -156,6 +156,13 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         raise ConfigError("config.json: linux.namespaces: mounts, devices, masked/readonly paths, a terminal and "
                           "root.readonly need a new mount namespace")
 
+    # a read-only /dev is mounted writable and made read-only once setup is done (runc's
+    # order): the devices, /dev/pts and the console are made under it first
+    dev_readonly = False
+    for m in mounts:
+        if m["destination"] == "/dev" and not m["bind"] and m["flags"] & L.MS_RDONLY:
+            m["flags"] &= ~L.MS_RDONLY
+            dev_readonly = True
     dev_from_host = any(m["bind"] and m["destination"] == "/dev" for m in mounts)
     devices = [] if dev_from_host else [
         {"path": path, "type": "c", "major": major, "minor": minor, "mode": 0o666, "uid": 0, "gid": 0,
@@ -189,6 +196,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "time_offsets": _time_offsets(linux.get("timeOffsets") or {}),
         "oom_score_adj": proc.get("oomScoreAdj"),
         "mounts": mounts,
+        "dev_readonly": dev_readonly,
         "devices": devices,
         "bind_devices": new_userns,
         "dev_symlinks": list(DEV_SYMLINKS),

@@ -161,6 +161,11 @@ def _remount_bind(root_fd: int, dest: str, flags: int, keep_current: bool = Fals
         os.close(target)
 
 
+def remount_readonly(root_fd: int, dest: str) -> None:
+    """Make the mount at ``dest`` read-only, keeping its other flags."""
+    _remount_bind(root_fd, dest, L.MS_RDONLY, keep_current=True)
+
+
 def _set_propagation_and_attrs(root_fd: int, dest: str, m: dict[str, Any]) -> None:
     if not m["propagation"] and not (m["attr_set"] or m["attr_clr"]):
         return

@@ -147,6 +147,19 @@ def test_tmpfs_over_a_directory_takes_its_mode_unless_one_is_given(runtime: Runt
     assert "mode=710" in p.at("/covered").super_options and "size=1024k" in p.at("/covered").super_options
 
 
+def test_read_only_dev_is_made_read_only_after_setup(runtime: Runtime, bundle: Bundle) -> None:
+    """A read-only /dev tmpfs is mounted writable, filled (devices, /dev/pts, /dev/shm, the
+    symlinks) and only then made read-only, as runc does."""
+    dev = next(m for m in bundle.config["mounts"] if m["destination"] == "/dev")
+    dev["options"].append("ro")
+    p = probe(runtime, bundle, attempt("null", "echo x > /dev/null"), attempt("pts", "test -e /dev/pts/ptmx"),
+              attempt("link", "test -L /dev/stdout"), attempt("create", "touch /dev/new"),
+              attempt("shm", "touch /dev/shm/file"))
+    assert "ro" in p.at("/dev").options and {"nosuid"} <= p.at("/dev").options
+    assert p.at("/dev/pts").fstype == "devpts"
+    assert p.results == {"null": "ok", "pts": "ok", "link": "ok", "create": "fail", "shm": "ok"}
+
+
 @pytest.mark.parametrize("writable", [False, True], ids=["ro", "rw"])
 def test_bind_mount_of_a_host_directory(runtime: Runtime, bundle: Bundle, tmp_path: Path, writable: bool) -> None:
     source = host_dir(tmp_path, "shared")
