@@ -276,6 +276,15 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     _check(_libc.capset(ctypes.byref(header), data), "capset")
 
 
+def capget() -> tuple[int, int, int]:
+    """The calling thread's (effective, permitted, inheritable) capability masks."""
+    header = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(header), data), "capget")
+    return tuple(sum(getattr(data[i], name) << 32 * i for i in range(2))  # type: ignore[return-value]
+                 for name in ("effective", "permitted", "inheritable"))
+
+
 def personality(persona: int) -> None:
     _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
 

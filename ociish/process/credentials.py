@@ -1,9 +1,10 @@
 """Become the configured user with exactly the configured capabilities (runs in the init).
 
 Order matters: the bounding set is dropped while CAP_SETPCAP is still held; KEEPCAPS keeps
-the permitted set across setuid so that the final capset can trim it to the config; the
-working directory is tried before setuid (the runtime may reach it) and after (only the
-user may), then verified to be inside the container (CVE-2024-21626 class).
+the permitted set across setuid so that the capset after it can trim it to the config
+(keeping CAP_SYS_ADMIN for a seccomp filter loaded without no_new_privs); the working
+directory is tried before setuid (the runtime may reach it) and after (only the user
+may), then verified to be inside the container (CVE-2024-21626 class).
 """
 
 from __future__ import annotations
@@ -80,9 +81,9 @@ def home_directory(uid: int) -> str:
     return "/"
 
 
-def become_user(proc: dict[str, Any], setgroups_allowed: bool) -> list[str]:
-    """Switch ids, capabilities and cwd; returns warnings for what could not be granted."""
-    warnings: list[str] = []
+def switch_user(proc: dict[str, Any], setgroups_allowed: bool) -> None:
+    """Drop the bounding set, change groups and ids (the permitted set kept across the
+    uid change for `capability_sets`), enter and verify the cwd."""
     cwd = proc["cwd"]
     try:
         os.chdir(cwd)
@@ -100,6 +101,7 @@ def become_user(proc: dict[str, Any], setgroups_allowed: bool) -> list[str]:
         os.setgroups(proc["additional_gids"])
     os.setresgid(proc["gid"], proc["gid"], proc["gid"])
     os.setresuid(proc["uid"], proc["uid"], proc["uid"])
+    L.prctl(L.PR_SET_KEEPCAPS, 0)
     if not early_cwd:
         try:
             os.chdir(cwd)
@@ -107,13 +109,41 @@ def become_user(proc: dict[str, Any], setgroups_allowed: bool) -> list[str]:
             raise CredentialsError(f"process.cwd: cannot change to {cwd}: {e.strerror}") from None
     try:
         here = os.getcwd()
-    except OSError:
+    except FileNotFoundError:  # libc's answer for a cwd outside the root ("(unreachable)/...")
         here = "(unreachable)"
+    except OSError as e:
+        raise CredentialsError(f"process.cwd: cannot check that {cwd} is inside the container: "
+                               f"getcwd: {e.strerror}") from None
     if not here.startswith("/"):
         raise CredentialsError(f"process.cwd: {cwd} is outside the container")
-    L.prctl(L.PR_SET_KEEPCAPS, 0)
+
+
+CAP_SYS_ADMIN = 21
+
+
+def capability_sets(proc: dict[str, Any]) -> tuple[int, int, int]:
+    """(effective, permitted, inheritable) the process ends with: the configured sets, or
+    those it holds now (after `switch_user`) when the config names none."""
+    caps = proc["caps"]
+    return L.capget() if caps is None else (caps["effective"], caps["permitted"], caps["inheritable"])
+
+
+def with_sys_admin(sets: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``sets`` plus CAP_SYS_ADMIN (effective and permitted) when it is still permitted:
+    a seccomp filter without no_new_privs needs it to be loaded."""
+    effective, permitted, inheritable = sets
+    if L.capget()[1] >> CAP_SYS_ADMIN & 1:
+        sys_admin = 1 << CAP_SYS_ADMIN
+        return effective | sys_admin, permitted | sys_admin, inheritable
+    return sets
+
+
+def raise_ambient(proc: dict[str, Any]) -> list[str]:
+    """The configured ambient set (after the final capset); warnings for those that could
+    not be raised."""
+    warnings: list[str] = []
+    caps = proc["caps"]
     if caps is not None:
-        L.capset(caps["effective"], caps["permitted"], caps["inheritable"])
         L.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_CLEAR_ALL)
         for number in range(caps["last"] + 1):
             if caps["ambient"] >> number & 1:

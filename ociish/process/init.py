@@ -276,17 +276,29 @@ def _prepare_process(plan: dict[str, Any], chan: Channel) -> None:
         proc["env"].append("HOME=" + credentials.home_directory(proc["uid"]))
     if proc["uid"] != 0:
         credentials.chown_stdio(proc["uid"])
+    # The runtime's own steps and checks (ids, cwd, the args[0] lookup under the final
+    # capability sets) come before any filter, so a filter cannot break them.  Without
+    # no_new_privs the filter needs CAP_SYS_ADMIN, kept for the load and dropped after it:
+    # then only that capset, the ambient set and the exec run under it; with no_new_privs
+    # it comes last (_execve).
+    credentials.switch_user(proc, plan["setgroups_allowed"])
     seccomp = plan["seccomp"]
-    if seccomp and not proc["no_new_privileges"]:
-        _load_seccomp(plan, chan)  # without no_new_privs it needs CAP_SYS_ADMIN: before the drop
-    for warning in credentials.become_user(proc, plan["setgroups_allowed"]):
-        chan.send("warn", warning)
-    if seccomp and proc["no_new_privileges"] and seccomp["listener"]:
-        _load_seccomp(plan, chan)  # stage 0 must still be there to pass the listener on
+    filter_needs_privilege = bool(seccomp) and not proc["no_new_privileges"]
+    _step = "process.capabilities"
+    final_sets = credentials.capability_sets(proc)
+    L.capset(*(credentials.with_sys_admin(final_sets) if filter_needs_privilege else final_sets))
     if proc["umask"] is not None:
         os.umask(proc["umask"])
     _step = "process.args"
     plan["executable"] = credentials.find_executable(proc["args"][0], proc["env"])
+    if filter_needs_privilege:
+        _load_seccomp(plan, chan)
+        _step = "process.capabilities"
+        L.capset(*final_sets)
+    for warning in credentials.raise_ambient(proc):
+        chan.send("warn", warning)
+    if seccomp and proc["no_new_privileges"] and seccomp["listener"]:
+        _load_seccomp(plan, chan)  # stage 0 must still be there to pass the listener on
 
 
 def _load_seccomp(plan: dict[str, Any], chan: Channel | None) -> None:

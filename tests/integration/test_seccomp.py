@@ -64,6 +64,22 @@ def test_default_errno_with_an_allow_list(runtime: Runtime, bundle: Bundle) -> N
     assert "started" in result.stdout and "rc=1" in result.stdout
 
 
+@pytest.mark.parametrize("no_new_privileges", [False, True], ids=["privileged-load", "no-new-privs"])
+def test_a_filter_cannot_break_the_runtimes_own_steps(runtime: Runtime, bundle: Bundle, no_new_privileges: bool) -> None:
+    """A profile refusing what the runtime itself calls (getcwd for the cwd check, the id
+    changes, access for the args[0] lookup) does not break the setup, with or without
+    noNewPrivileges: those steps come before the filter, which then holds for the process."""
+    bundle.config["process"]["noNewPrivileges"] = no_new_privileges
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    refused = ["getcwd", "setresuid", "setresgid", "setgroups", "access", "faccessat", "faccessat2"]
+    with_profile(bundle, {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": refused, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]},
+        "id -u; grep Seccomp: /proc/self/status; realpath . || echo getcwd-refused")
+    result = run_output(runtime, bundle)
+    assert result.stdout.split("\n")[:2] == ["1000", "Seccomp:\t2"], result
+    assert "getcwd-refused" in result.stdout, result
+
+
 @pytest.mark.skipif(not (SAMPLES / "config-podman.json").exists(), reason="podman's sample config is not beside the checkout")
 def test_podmans_default_profile_loads(runtime: Runtime, bundle: Bundle) -> None:
     profile = json.loads((SAMPLES / "config-podman.json").read_text())["linux"]["seccomp"]
