@@ -319,6 +319,9 @@ class _Creation:
             except OSError as e:
                 raise ConfigError(f"config.json: linux.{kind}Mappings: the kernel refused the mapping: {e.strerror}") from None
 
+    def bind_sources(self) -> list[tuple[str, str]]:
+        return [(f"mounts[{index}]", m["source"]) for index, m in enumerate(self.plan["mounts"]) if m["bind"]]
+
     def on_pid(self, init: InitProcess) -> None:
         self.record["pid"] = init.pid
         self.record["init_start"] = init.start_time

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_MESSAGE = 1 << 16
+MAX_FDS = 200  # per message: below the kernel's SCM_MAX_FD (253)
 
 
 class ChannelClosed(Exception):
@@ -45,6 +46,39 @@ class Channel:
         if not data:
             raise ChannelClosed()
         return marshal.loads(data)
+
+    def send_fds(self, fds: list[int], kind: str, *args: Any) -> None:
+        """A message carrying ``fds`` (SCM_RIGHTS): at most MAX_FDS of them."""
+        import _socket
+        import struct
+
+        sock = _socket.socket(fileno=os.dup(self.fd))
+        try:
+            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
+            sock.sendmsg([marshal.dumps((kind, *args))], rights)
+        finally:
+            sock.close()
+
+    def recv_fds(self) -> tuple[tuple[Any, ...], list[int]]:
+        """A message and the fds that came with it (close-on-exec)."""
+        import _socket
+        import struct
+
+        sock = _socket.socket(fileno=os.dup(self.fd))
+        try:
+            data, ancillary, flags, _ = sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(MAX_FDS * 4),
+                                                     _socket.MSG_CMSG_CLOEXEC)
+        finally:
+            sock.close()
+        fds: list[int] = []
+        for level, kind, payload in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds += struct.unpack(f"{len(payload) // 4}i", payload[:len(payload) // 4 * 4])
+        if not data or flags & _socket.MSG_CTRUNC:
+            for fd in fds:
+                os.close(fd)
+            raise ChannelClosed()
+        return marshal.loads(data), fds
 
     def expect(self, kind: str) -> tuple[Any, ...]:
         """Wait for ``kind``; the parent answers "abort" when it gives up on the container."""

@@ -66,6 +66,9 @@ def _import_what_the_plan_needs(plan: dict[str, Any]) -> None:
         import json
 
         from ociish import hooks
+    if plan.get("bind_sources_from_host"):
+        import _socket  # noqa: F401 - for Channel.recv_fds, before any namespace change
+        import struct  # noqa: F401
 
 
 def _bootstrap(plan: dict[str, Any], chan: Channel) -> None:
@@ -190,9 +193,10 @@ def _build_container(plan: dict[str, Any], chan: Channel) -> None:
     _step = "root.path"
     if plan["mount_ns"]:
         root_fd = setup.prepare_root(plan["rootfs"])
+        sources = _bind_sources_from_host(plan, chan) if plan["bind_sources_from_host"] else {}
         for index, m in enumerate(plan["mounts"]):
             _step = f"mounts[{index}] ({m['destination']})"
-            setup.do_mount(root_fd, m, f"mounts[{index}]")
+            setup.do_mount(root_fd, m, f"mounts[{index}]", sources.pop(index, -1))
             if m["destination"] == "/":  # e.g. an overlay over the rootfs: work on top of it
                 os.close(root_fd)
                 root_fd = os.open(plan["rootfs"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -253,6 +257,22 @@ def _build_container(plan: dict[str, Any], chan: Channel) -> None:
         _step = "linux.personality"
         L.personality(plan["personality"])
     plan["procfs"] = procfs
+
+
+def _bind_sources_from_host(plan: dict[str, Any], chan: Channel) -> dict[int, int]:
+    """mounts index → O_PATH fd of its bind source, opened by create as the host's root
+    (parent.send_bind_sources): in a user namespace we may not be able to reach them."""
+    indices = [index for index, m in enumerate(plan["mounts"]) if m["bind"]]
+    chan.send("mountsources")
+    fds: list[int] = []
+    while len(fds) < len(indices):
+        message, received = chan.recv_fds()
+        fds += received
+        if message[0] != "mountsources":
+            for fd in fds:
+                os.close(fd)
+            raise OciishError(message[1]) if message[0] == "error" else ChannelClosed()
+    return dict(zip(indices, fds))
 
 
 def _prepare_process(plan: dict[str, Any], chan: Channel) -> None:

@@ -7,6 +7,10 @@ The conversation (see process/init.py for the other side)::
     stage 1 → pid N          init's host pid; stage 1 exits
     init    → hooks          mounts and /dev are done: parent applies the cgroup limits,
                              runs prestart and createRuntime hooks → ok
+    init    → mountsources   (a user namespace's bind mounts) a child of the parent joins
+                             the init's mount namespace and sends the bind sources,
+                             opened as the host's root, with SCM_RIGHTS
+                             → mountsources + fds (up to MAX_FDS a message), or error
     init    → ready          parent sets rlimits with prlimit   → ok
     init    → seccomp FD     parent takes the notify listener (pidfd_getfd) and hands
                              it to linux.seccomp.listenerPath  → ok
@@ -30,7 +34,7 @@ import sys
 from ociish.errors import ConfigError, OciishError
 from ociish.linux import libc as L
 from ociish.linux import proc as P
-from ociish.process.channel import Channel, ChannelClosed
+from ociish.process.channel import MAX_FDS, Channel, ChannelClosed
 from ociish.process.exeseal import sealed_interpreter
 
 TYPE_CHECKING = False
@@ -48,11 +52,12 @@ if TYPE_CHECKING:
         def warn(self, message: str) -> None: ...
         def on_created(self, init: InitProcess) -> None: ...
         def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None: ...
+        def bind_sources(self) -> list[tuple[str, str]]: ...
 
 
 _BOOT = "import sys;sys.path[:0]=[{path!r}];from ociish.process.init import bootstrap;bootstrap()"
 KILL_WAIT = 10.0
-_INIT_REQUESTS = frozenset({"hooks", "ready", "seccomp", "warn", "created"})
+_INIT_REQUESTS = frozenset({"hooks", "mountsources", "ready", "seccomp", "warn", "created"})
 
 
 class InitProcess:
@@ -153,6 +158,38 @@ def _plan_memfd(plan: dict[str, Any]) -> int:
     return fd
 
 
+def send_bind_sources(chan: Channel, init: InitProcess, sources: list[tuple[str, str]]) -> None:
+    """Open each bind source (``(where, path)``) for the init and send it the fds.
+
+    Inside a user namespace the init may not reach a source (a directory on the way only
+    the host's root may search), so a child of ours, still the host's root, joins the
+    init's mount namespace and opens them there (O_PATH), as runc does.  Opened in that
+    namespace, the fds refer to its mounts: a bind from them keeps the flags the kernel
+    locked when it copied the host's mounts, which a detached copy (open_tree) would not.
+    """
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        status = 1
+        try:
+            fds = []
+            L.setns(init.pidfd, L.CLONE_NEWNS)
+            for where, path in sources:
+                try:
+                    fds.append(os.open(path, os.O_PATH | os.O_CLOEXEC))
+                except OSError as e:
+                    chan.send("error", f"config.json: {where}.source: {path!r}: {e.strerror}")
+                    break
+            else:
+                for first in range(0, len(fds), MAX_FDS):
+                    chan.send_fds(fds[first:first + MAX_FDS], "mountsources")
+            status = 0
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OciishError("mounts: cannot open the bind mount sources in the container's mount namespace")
+
+
 class Conversation:
     """Serves the init's requests with a StageZero until the init is created."""
 
@@ -183,6 +220,8 @@ class Conversation:
             elif kind == "hooks":
                 self.host.at_hooks_point(self.init)
                 self.chan.send("ok")
+            elif kind == "mountsources":
+                send_bind_sources(self.chan, self.init, self.host.bind_sources())
             elif kind == "ready":
                 self._set_rlimits()
                 self.chan.send("ok")

@@ -196,6 +196,9 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "time_offsets": _time_offsets(linux.get("timeOffsets") or {}),
         "oom_score_adj": proc.get("oomScoreAdj"),
         "mounts": mounts,
+        # in a user namespace, create opens the bind sources for the init (see parent.py);
+        # an unprivileged create cannot join the init's mount namespace to do so (nor can runc)
+        "bind_sources_from_host": "user" in ns and os.geteuid() == 0 and any(m["bind"] for m in mounts),
         "dev_readonly": dev_readonly,
         "devices": devices,
         "bind_devices": new_userns,

@@ -53,11 +53,14 @@ def _make_parent_slave(rootfs: str) -> None:
     L.mount(None, best, None, L.MS_SLAVE)
 
 
-def do_mount(root_fd: int, m: dict[str, Any], where: str) -> None:
-    """One config.json mount, by fd, with its options applied in mount(2)'s order."""
+def do_mount(root_fd: int, m: dict[str, Any], where: str, source_fd: int = -1) -> None:
+    """One config.json mount, by fd, with its options applied in mount(2)'s order.
+
+    A bind source is opened here unless ``source_fd`` (an O_PATH fd of it, which this
+    takes over) is given."""
     dest = m["destination"]
     if m["bind"]:
-        src_fd = os.open(m["source"], os.O_PATH | os.O_CLOEXEC)
+        src_fd = source_fd if source_fd >= 0 else os.open(m["source"], os.O_PATH | os.O_CLOEXEC)
         try:
             target = safepath.mkdir_all(root_fd, dest) if safepath.is_dir(src_fd) else safepath.ensure_file(root_fd, dest)
             try:

@@ -173,6 +173,53 @@ def test_bind_mount_of_a_host_directory(runtime: Runtime, bundle: Bundle, tmp_pa
         assert (source / "new.txt").read_text() == "new\n"
 
 
+def with_user_namespace(bundle: Bundle) -> None:
+    """Ids 0-65535 mapped onto themselves: the rootfs stays reachable, anything owned by a
+    higher uid is foreign to the container's root."""
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    for kind in ("uid", "gid"):
+        bundle.config["linux"][f"{kind}Mappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+
+
+@pytest.mark.parametrize("option", ["bind", "rbind"])
+def test_bind_source_the_container_root_cannot_reach(runtime: Runtime, bundle: Bundle, tmp_path: Path,
+                                                     option: str) -> None:
+    """In a user namespace, a bind source behind a directory only the host may search (its
+    owner unmapped, mode 0700) is opened by create as the host's root, as runc does; exec
+    into the container works too; the flags the kernel locked on the host's mounts stay
+    locked (a read-only host mount cannot be made writable from inside)."""
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    source = host_dir(locked, "data")
+    os.chown(locked, 70000, 70000)
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    subprocess.run(["mount", "--bind", "-o", "ro", str(source), str(read_only)], check=True)
+    try:
+        with_user_namespace(bundle)
+        bundle.config["process"]["capabilities"] = {kind: ["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE"] for kind in
+                                                    ("bounding", "effective", "permitted")}
+        add_mount(bundle, "/data", None, str(source), option)
+        add_mount(bundle, "/host-ro", None, str(read_only), option)
+        bundle.config["process"]["args"] = ["sleep", "1000"]
+        bundle.write()
+        cid = unique_id()
+        result = runtime("run", "--detach", "--bundle", str(bundle.path), cid)
+        assert result.returncode == 0, result.stderr
+        assert runtime("exec", cid, "cat", "/data/hello.txt", check=True).stdout == "from the host\n"
+        remount = runtime("exec", cid, "mount", "-o", "remount,bind,rw", "/host-ro")
+        assert remount.returncode != 0 and "ro" in probe_options(runtime, cid, "/host-ro")
+        runtime("delete", "--force", cid, check=True)
+    finally:
+        subprocess.run(["umount", str(read_only)], check=True)
+
+
+def probe_options(runtime: Runtime, cid: str, point: str) -> set[str]:
+    """The mount options of the topmost mount at ``point`` in a running container."""
+    table = runtime("exec", cid, "cat", "/proc/self/mountinfo", check=True).stdout
+    return [MountEntry.parse(line) for line in table.splitlines() if line.split()[4] == point][-1].options
+
+
 @pytest.mark.parametrize("option", ["bind", "rbind"])
 def test_rbind_carries_submounts_and_bind_does_not(runtime: Runtime, bundle: Bundle, nested_host_tree: Path,
                                                     option: str) -> None:

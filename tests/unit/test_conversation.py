@@ -76,3 +76,28 @@ def test_pid_then_created_records_the_pid_first() -> None:
     assert chat.init.bootstrap_pid == 0 and chat.init.start_time is not None
     chat.init.close()
     peer.close()
+
+
+def test_fds_travel_with_a_message(tmp_path) -> None:
+    """Channel.send_fds/recv_fds: the message and its fds arrive together, close-on-exec."""
+    parent, child_fd = Channel.pair()
+    child = Channel(child_fd)
+    files = [tmp_path / f"f{n}" for n in range(3)]
+    opened = []
+    try:
+        for path in files:
+            path.write_text(path.name)
+            opened.append(os.open(path, os.O_RDONLY))
+        parent.send_fds(opened, "mountsources", 7)
+        message, fds = child.recv_fds()
+        assert message == ("mountsources", 7) and len(fds) == 3
+        for fd, path in zip(fds, files):
+            assert os.read(fd, 10).decode() == path.name and not os.get_inheritable(fd)
+            os.close(fd)
+        parent.send("error", "no fds")
+        assert child.recv_fds() == (("error", "no fds"), [])
+    finally:
+        for fd in opened:
+            os.close(fd)
+        parent.close()
+        child.close()
