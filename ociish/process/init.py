@@ -193,6 +193,7 @@ def _build_container(plan: dict[str, Any], chan: Channel) -> None:
     _step = "root.path"
     if plan["mount_ns"]:
         root_fd = setup.prepare_root(plan["rootfs"])
+        _step = "mounts (bind sources)"
         sources = _bind_sources_from_host(plan, chan) if plan["bind_sources_from_host"] else {}
         for index, m in enumerate(plan["mounts"]):
             _step = f"mounts[{index}] ({m['destination']})"
