@@ -65,11 +65,13 @@ def test_an_exported_overlay_bundle_keeps_its_base_as_a_layer_and_runs_again(
 
 @pytest.fixture
 def podman(tmp_path: Path) -> Iterator[list[str]]:
-    """podman with storage and state of the test's own (nothing left in the host's store)."""
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed (apt-get install podman)")
+    """podman with storage and state of the test's own (nothing left in the host's store), running
+    containers with runc: podman's default runtime is crun where crun is installed, and Debian's crun
+    refuses this host's hybrid cgroups."""
+    if shutil.which("podman") is None or shutil.which("runc") is None:
+        pytest.skip("podman or runc is not installed (apt-get install podman runc)")
     runroot = tempfile.mkdtemp(prefix="ociish-podman-", dir="/tmp")  # podman wants it under 50 characters
-    command = ["podman", "--root", str(tmp_path / "podman"), "--runroot", runroot,
+    command = ["podman", "--runtime", "runc", "--root", str(tmp_path / "podman"), "--runroot", runroot,
                "--storage-driver", "vfs", "--events-backend", "file"]
     yield command
     # not `system reset`: that also drops podman networks, which are the host's, not this store's
