@@ -128,9 +128,9 @@ def unlimited_memory_lifts_swap(merged: dict[str, Any], change: dict[str, Any]) 
     """A memory limit changed to -1 (unlimited) lifts memory+swap too unless the change sets
     it, as runc does: a finite swap kept from before would be below the memory limit, and
     the kernel refuses that."""
-    limit = (change.get("memory") or {}).get("limit")
+    changed = change.get("memory") or {}
     memory = merged.get("memory") or {}
-    if limit == -1 and (change.get("memory") or {}).get("swap") is None and memory.get("swap") not in (None, -1):
+    if changed.get("limit") == -1 and changed.get("swap") is None and memory.get("swap") not in (None, -1):
         return {**merged, "memory": {**memory, "swap": -1}}
     return merged
 
