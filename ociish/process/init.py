@@ -298,8 +298,9 @@ def _prepare_process(plan: dict[str, Any], chan: Channel) -> None:
     if proc["uid"] != 0:
         credentials.chown_stdio(proc["uid"])
     # The runtime's own steps (ids, cwd check, args[0] lookup under the final capability
-    # sets) come before any filter, which cannot break them then; without no_new_privs the
-    # filter needs CAP_SYS_ADMIN, kept for the load and dropped right after it.
+    # sets, plus CAP_SYS_ADMIN where the filter needs it) come before any filter, which
+    # cannot break them then; without no_new_privs the filter needs CAP_SYS_ADMIN, kept for
+    # the load and dropped right after it.
     credentials.switch_user(proc, plan["setgroups_allowed"])
     seccomp = plan["seccomp"]
     filter_needs_privilege = bool(seccomp) and not proc["no_new_privileges"]
