@@ -39,7 +39,8 @@ def test_waiting_init_runs_from_a_sealed_memfd(runtime: Runtime, bundle: Bundle)
 
 def test_another_container_cannot_reach_the_waiting_init(runtime: Runtime, make_bundle, tmp_path: Path) -> None:
     """A container sharing the pid namespace sees the runtime's init but cannot open its
-    exe, environ or fds: the init is not dumpable."""
+    exe, environ or fds: the init is not dumpable.  Each report is written aside and
+    renamed into place, so a report is never read half-written."""
     out = tmp_path / "out"
     out.mkdir()
     watcher = make_bundle("watcher")
@@ -48,7 +49,7 @@ def test_another_container_cannot_reach_the_waiting_init(runtime: Runtime, make_
                   "grep -q ociish-init $p/comm 2>/dev/null || grep -q python $p/comm 2>/dev/null || continue; "
                   "(readlink $p/exe && echo exe-readable || echo exe-denied; cat $p/environ >/dev/null 2>&1 "
                   "&& echo environ-readable || echo environ-denied; readlink $p/fd/0 >/dev/null 2>&1 && echo fd-readable "
-                  "|| echo fd-denied) > /out/$n 2>&1; done; sleep 0.05; done")
+                  "|| echo fd-denied) > /out/.$n 2>&1; mv /out/.$n /out/$n; done; sleep 0.05; done")
     a = unique_id()
     runtime("run", "--detach", "--bundle", str(watcher.path), a, check=True)
     target = make_bundle("target").args("true")
@@ -58,9 +59,9 @@ def test_another_container_cannot_reach_the_waiting_init(runtime: Runtime, make_
     target.write()
     runtime("create", "--bundle", str(target.path), unique_id(), check=True)
     deadline = time.monotonic() + 10
-    while not list(out.iterdir()) and time.monotonic() < deadline:
+    while not list(out.glob("[0-9]*")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    reports = [p.read_text() for p in out.iterdir()]
+    reports = [p.read_text() for p in out.glob("[0-9]*")]
     assert reports, "the watcher never saw the waiting init"
     for report in reports:
         assert "exe-denied" in report and "environ-denied" in report and "fd-denied" in report, report
