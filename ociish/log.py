@@ -1,7 +1,9 @@
 """Logging for the CLI: human text on stderr, JSON lines (or logfmt) in --log.
 
-structlog does the rendering, but it is imported only when something is actually logged
-(an error, a warning, --debug): a successful `state` or `start` never pays for it.
+A line on stderr is plain text written directly: a warning or an error costs microseconds,
+not the ~60 ms of importing structlog (which imports asyncio, ssl and logging).  structlog
+renders only what goes to a --log file, and even then only its processors module is loaded,
+not the package's __init__ (which imports its dev console and stdlib integration).
 conmon and containerd parse the --log file on failure: one object per line with level,
 msg and an RFC 3339 time; podman shows `msg` only when the file holds exactly one line.
 """
@@ -12,66 +14,85 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, TextIO
+    from typing import Any, Callable, TextIO
 
 _settings: dict[str, Any] = {"file": None, "format": "text", "debug": False}
-_loggers: dict[str, Any] = {}
+_file: dict[str, Any] = {}  # "stream" and "processors" once the --log file is opened
 
 
 def configure(log_file: str | None, log_format: str, debug: bool) -> None:
     _settings.update(file=log_file, format=log_format, debug=debug)
-    _loggers.clear()
+    _file.clear()
 
 
 def debug_enabled() -> bool:
     return bool(_settings["debug"])
 
 
-def _build() -> None:
-    import structlog
+def _structlog_processors() -> Any:
+    """structlog.processors without running structlog/__init__.py.
 
-    processors: list[Any] = [structlog.processors.add_log_level,
-                             structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
-                             structlog.processors.EventRenamer("msg")]
-    stderr = structlog.wrap_logger(structlog.PrintLogger(sys.stderr), processors=[_render_human])
-    _loggers["stderr"] = stderr
-    path = _settings["file"]
-    if path:
-        stream: TextIO = open(path, "a", buffering=1)
-        renderer = (structlog.processors.JSONRenderer() if _settings["format"] == "json"
-                    else structlog.processors.LogfmtRenderer(key_order=["time", "level", "msg"]))
-        _loggers["file"] = structlog.wrap_logger(structlog.PrintLogger(stream), processors=[*processors, renderer])
+    The package's __init__ imports every submodule (asyncio through structlog.dev and
+    structlog.stdlib); the renderers need none of them.  The package is stood in for only
+    while its processors module loads, so a later `import structlog` gets the real package
+    (which then reuses the loaded submodules).
+    """
+    if "structlog" in sys.modules:
+        return sys.modules["structlog"].processors
+    import types
+    from importlib.machinery import PathFinder  # importlib.util would import contextlib
+
+    spec = PathFinder.find_spec("structlog")
+    assert spec is not None and spec.submodule_search_locations is not None
+    package = types.ModuleType("structlog")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__spec__ = spec
+    sys.modules["structlog"] = package
+    try:
+        import structlog.processors as processors
+    finally:
+        del sys.modules["structlog"]
+    return processors
 
 
-def _render_human(_logger: Any, method: str, event: dict[str, Any]) -> str:
-    prefix = "ociish: " if method == "error" else f"ociish: {method}: "
-    return prefix + str(event["event"])
+def _file_log() -> dict[str, Any]:
+    """The --log file and its processor chain, built on the first line written to it."""
+    if not _file:
+        p = _structlog_processors()
+        renderer = (p.JSONRenderer() if _settings["format"] == "json"
+                    else p.LogfmtRenderer(key_order=["time", "level", "msg"]))
+        chain: list[Callable[[Any, str, dict[str, Any]], Any]] = [
+            p.add_log_level, p.TimeStamper(fmt="iso", utc=True, key="time"), p.EventRenamer("msg"), renderer]
+        stream: TextIO = open(_settings["file"], "a", buffering=1)
+        _file.update(stream=stream, processors=chain)
+    return _file
 
 
-def _loggers_ready() -> dict[str, Any]:
-    if not _loggers:
-        _build()
-    return _loggers
+def _to_file(level: str, msg: str) -> None:
+    log = _file_log()
+    event: Any = {"event": msg}
+    for processor in log["processors"]:
+        event = processor(None, level, event)
+    log["stream"].write(event + "\n")
 
 
 def _to_stderr(level: str, msg: str) -> None:
-    for line in msg.splitlines() or [""]:
-        getattr(_loggers_ready()["stderr"], level)(line)
+    prefix = "ociish: " if level == "error" else f"ociish: {level}: "
+    sys.stderr.write("".join(prefix + line + "\n" for line in msg.splitlines() or [""]))
+    sys.stderr.flush()
 
 
 def error(msg: str) -> None:
     """Always on stderr (clients relay it) and, as exactly one line, in --log."""
-    file_logger = _loggers_ready().get("file")
-    if file_logger is not None:
-        file_logger.error(msg.replace("\n", "; "))
+    if _settings["file"]:
+        _to_file("error", msg.replace("\n", "; "))
     _to_stderr("error", msg)
 
 
 def _note(level: str, msg: str) -> None:
     """Warnings and debug lines go to --log when given, else to stderr."""
-    file_logger = _loggers_ready().get("file")
-    if file_logger is not None:
-        getattr(file_logger, level)(msg)
+    if _settings["file"]:
+        _to_file(level, msg)
     else:
         _to_stderr(level, msg)
 

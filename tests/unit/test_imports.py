@@ -9,15 +9,19 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import Bundle, unique_id
 
 HEAVY = ("jsonschema", "structlog", "asyncio", "orjson", "ctypes", "ociish.cgroups.manager", "ociish.create")
 # what `state` does without: argparse (ociish.argv), re/enum/json (ociish.jsonio), typing
 STATE_NEVER = ("argparse", "re", "enum", "json", "typing", "dataclasses", "shutil", "socket")
-# what no create/exec/run needs at import time (a failing create imports structlog to log)
+# what no create/exec/run needs at import time
 CREATE_NEVER = ("jsonschema", "structlog", "orjson", "argparse", "typing", "dataclasses", "inspect", "json")
+# what printing a warning or an error on stderr must not pull in (structlog's package is ~60 ms)
+LOGGING_NEVER = ("structlog", "asyncio", "ssl", "logging", "typing", "json", "inspect")
 
 PROBE = """
 import sys
@@ -29,9 +33,19 @@ print(json.dumps(loaded), file=sys.__stderr__)
 """
 
 
+def probe(*argv: str, cwd: Path) -> tuple[set[str], str]:
+    """(modules loaded, stderr) of an in-process `ociish ARGV`.  Output goes through a file:
+    a created container's init keeps the runtime's stderr, a pipe would not reach EOF."""
+    with tempfile.TemporaryFile("w+") as err:
+        subprocess.run([sys.executable, "-c", PROBE, *argv], stdout=subprocess.DEVNULL, stderr=err, cwd=cwd,
+                       timeout=60)
+        err.seek(0)
+        lines = err.read().strip().splitlines()
+    return set(json.loads(lines[-1])), "\n".join(lines[:-1])
+
+
 def modules_after(*argv: str, cwd: Path) -> set[str]:
-    result = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, cwd=cwd)
-    return set(json.loads(result.stderr.strip().splitlines()[-1]))
+    return probe(*argv, cwd=cwd)[0]
 
 
 @pytest.fixture
@@ -81,3 +95,33 @@ def test_libseccomp_is_loaded_without_ctypes_util() -> None:
             "import ctypes.util; print(ctypes.util.find_library.__module__)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["libseccomp.so.2", "False", "False", "ctypes.util"]
+
+
+def test_a_warning_printing_create_loads_no_logging_library(tmp_path: Path, busybox_rootfs: Path) -> None:
+    """A warning costs a write to stderr: none of structlog, asyncio or logging (issue 16)."""
+    bundle = Bundle(tmp_path / "bundle", busybox_rootfs)
+    bundle.config["process"]["capabilities"]["bounding"].append("CAP_NOT_A_CAPABILITY")
+    bundle.args("sleep", "100")
+    root, cid = tmp_path / "root", unique_id()
+    try:
+        loaded, stderr = probe("--root", str(root), "create", "--bundle", str(bundle.path), cid, cwd=tmp_path)
+        assert "ociish: warning: process.capabilities.bounding: unknown capability 'CAP_NOT_A_CAPABILITY'" in stderr
+        assert (root / cid / "state.json").exists(), stderr
+    finally:
+        subprocess.run([sys.executable, "-m", "ociish", "--root", str(root), "delete", "--force", cid],
+                       capture_output=True, check=True)
+    assert not loaded & set(LOGGING_NEVER), sorted(loaded & set(LOGGING_NEVER))
+
+
+def test_a_json_log_loads_only_structlogs_processors(tmp_path: Path) -> None:
+    """--log-format json renders with structlog.processors, without the package's __init__
+    (structlog.dev and structlog.stdlib import asyncio); stderr still gets the error."""
+    log_file = tmp_path / "log.json"
+    loaded, stderr = probe("--root", str(tmp_path / "root"), "--log", str(log_file), "--log-format", "json",
+                           "create", "--bundle", str(tmp_path / "missing"), "c", cwd=tmp_path)
+    [line] = log_file.read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == "error" and entry["msg"] in stderr and entry["time"].endswith("Z"), (entry, stderr)
+    assert "structlog.processors" in loaded
+    assert not loaded & {"structlog.dev", "structlog.stdlib", "asyncio", "ssl"}, sorted(loaded)
+    assert "structlog" not in loaded  # the package stood in for only while its processors loaded
