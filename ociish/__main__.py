@@ -1,5 +1,9 @@
-"""`python -m ociish` is the same as the `ociish` console script."""
+"""`python -m ociish` is the same as the `ociish` script, bytecode cache included (bin/ociish)."""
 
-from ociish.cli import main
+import sys
+
+sys.dont_write_bytecode = False
+
+from ociish.cli import main  # noqa: E402 - after the bytecode switch
 
 raise SystemExit(main())

@@ -23,3 +23,18 @@ def test_the_wheel_holds_the_schemas_and_the_ociish_script(tmp_path: Path) -> No
     schemas = {f"ociish/schemas/{p.name}" for p in (REPO / "schemas").glob("*.schema.json")}
     assert len(schemas) == 4 and schemas <= names, sorted(names)
     assert any(name.endswith(".data/scripts/ociish") for name in names), sorted(names)
+
+
+def test_the_cli_caches_its_bytecode_whatever_the_environment_says(tmp_path: Path) -> None:
+    """An editable install is never byte-compiled by pip, and PYTHONDONTWRITEBYTECODE is
+    common: the script and `python -m ociish` still leave the bytecode of what they load."""
+    shutil.copytree(REPO / "ociish", tmp_path / "ociish", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    cache = tmp_path / "ociish" / "__pycache__"
+    for launcher in ([str(REPO / "bin" / "ociish")], ["-m", "ociish"]):
+        shutil.rmtree(cache, ignore_errors=True)
+        result = subprocess.run([sys.executable, *launcher, "--root", str(tmp_path / "root"), "state", "none"],
+                                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and "none" in result.stderr, result
+        cached = {p.name.split(".")[0] for p in cache.glob("*.pyc")}
+        assert {"cli", "argv", "errors", "log"} <= cached, (launcher, sorted(cached))
