@@ -1,4 +1,4 @@
-"""ociish against runc, side by side: the benchmark of issue 7.
+"""ociish against runc and crun, side by side: the benchmark of issues 7 and 16.
 
 Run it as root from the repository, with the ``bench`` extra (matplotlib) installed:
 
@@ -10,9 +10,21 @@ is a smoke run of a few seconds that only prints, unless ``--out`` is given.
 
 Method, and why:
 
-- Both runtimes run the same bundles: the example busybox rootfs (built once into a temp
-  dir by ``bundles/busybox/build-rootfs.sh``) with the example ``config.json``, whose
-  ``process.args`` becomes ``/bin/true`` or ``sleep``; ``terminal`` is false.
+- Every runtime runs the same bundles, and every row is measured on three configs, all
+  on the example busybox rootfs (built once into a temp dir by
+  ``bundles/busybox/build-rootfs.sh``, shared read-only): the example ``config.json``;
+  ``runc spec``'s default as it writes it; and the config podman writes for
+  ``podman run`` (``reference/samples/config-podman.json`` as captured, its host paths
+  replaced by files of the bundle, no fixed cgroupsPath, a new network namespace instead
+  of podman's).  In each, ``process.args`` becomes ``/bin/true`` or ``sleep`` and
+  ``terminal`` false; nothing else changes.  The example config asks for nothing that
+  warns; ``runc spec``'s asks for ambient capabilities that ociish cannot grant without
+  them in the inheritable set, so every create prints a warning; podman's has a seccomp
+  profile, resource limits and five bind mounts.
+- crun is the third runtime where it is installed.  Debian's crun refuses the hybrid
+  cgroup layout of this kind of machine ("cgroups in hybrid mode not supported"), so it
+  runs as ``unshare -m sh -c 'umount /sys/fs/cgroup/unified; exec crun ...'`` (a wrapper
+  script in the temp dir): its numbers include that unshare and sh, about 2-3 ms.
 - Each runtime keeps its state in a private ``--root`` under the temp dir, so nothing of
   the host's containers is touched and every leftover can be force-deleted at the end.
 - Every measured row alternates the runtimes within each iteration, flipping which goes
@@ -22,9 +34,9 @@ Method, and why:
   reaping it, with stdout to /dev/null and stderr to a temp file, never a pipe: a
   created container keeps the runtime's stdio as its own, so a pipe would not reach EOF
   until the container ends.
-- ociish's modules are byte-compiled first, as installing a wheel does: an editable
-  install (or PYTHONDONTWRITEBYTECODE in the environment) would otherwise leave them to
-  be compiled again by every call.
+- ociish runs as the README installs it (``pip install -e .``), with nothing compiled by
+  hand: its launcher writes the bytecode cache on its first call (a warm-up), whatever
+  PYTHONDONTWRITEBYTECODE says.
 - This process is a child subreaper while the runtimes are measured, as conmon and the
   containerd shim are: a container's init is reparented to it when ``create`` exits, so
   "wait until stopped" is an exact ``waitpid`` instead of polling ``state``.
@@ -59,6 +71,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BUILD_ROOTFS = REPO / "bundles" / "busybox" / "build-rootfs.sh"
 EXAMPLE_CONFIG = REPO / "bundles" / "busybox" / "config.json"
+PODMAN_CONFIG = REPO / "benchmarks" / "config-podman.json"
 CALL_TIMEOUT = 120.0  # seconds for one command; a hang fails the run instead of stalling it
 PR_SET_CHILD_SUBREAPER = 36
 PODMAN_IMAGE = "localhost/ociish-bench:latest"
@@ -75,11 +88,20 @@ runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "ociish"]
 ociish = ["{ociish}"]
 """
 
-# Targets of issue 7.
-RUN_RATIO_TARGET = 1.3
-STATE_OVERHEAD_TARGET_MS = 5.0
-PODMAN_RATIO_TARGET = 1.05
+CRUN_WRAPPER = """\
+#!/bin/sh
+# Debian's crun refuses hybrid cgroups: without the cgroup2 mount beside the v1 ones it runs.
+exec unshare -m sh -c 'umount /sys/fs/cgroup/unified; exec crun "$@"' crun "$@"
+"""
+
+# Targets of issue 16 (and issue 7's parallel scaling).
+RUN_RATIO_TARGET = 1.6
+EXEC_RATIO_TARGET = 2.0
+SEQUENTIAL_RATIO_TARGET = 1.6
+QUICK_COMMAND_TARGET_MS = 8.0  # state, kill, delete, start
+PODMAN_RATIO_TARGET = 1.15
 PARALLEL_EFFICIENCY_TARGET = 0.8  # speedup over one-at-a-time, per core in use
+BUNDLES = ("example", "runc spec", "podman")
 
 
 class BenchError(Exception):
@@ -97,7 +119,7 @@ class Settings:
     repeats: int  # samples per runtime for the total-time rows
 
 
-FULL = Settings(iterations=30, podman_iterations=20, sequential=100, parallel=(20, 50), repeats=3)
+FULL = Settings(iterations=20, podman_iterations=20, sequential=100, parallel=(20, 50), repeats=3)
 QUICK = Settings(iterations=5, podman_iterations=3, sequential=10, parallel=(4, 8), repeats=1)
 
 
@@ -112,6 +134,10 @@ class Runtime:
     def argv(self, *args: str | Path) -> list[str]:
         return [str(self.binary), "--root", str(self.root), *map(str, args)]
 
+    @property
+    def version_argv(self) -> list[str]:
+        return [str(self.binary), "--version"]
+
     def call(self, *args: str | Path) -> float:
         """Run one runtime command to success; its wall time in seconds."""
         return timed(self.argv(*args))
@@ -125,14 +151,19 @@ class Row:
     unit: str
     samples: dict[str, list[float]]
     note: str = ""
-    ratio_target: float | None = None  # issue 7's bound on ociish/runc for this row
+    ratio_target: float | None = None  # the issues' bound on ociish/runc for this row
     skipped: str = ""  # why the row could not be measured
+    bundle: str = ""  # which of BUNDLES; "" for rows outside them (podman's own config, baselines)
 
     def median(self, subject: str) -> float:
         return statistics.median(self.samples[subject])
 
-    def ratio(self) -> float:
-        return self.median("ociish") / self.median("runc")
+    def ratio(self, other: str = "runc") -> float:
+        return self.median("ociish") / self.median(other)
+
+    @property
+    def key(self) -> str:
+        return f"{self.title} [{self.bundle}]" if self.bundle else self.title
 
     def meets_target(self) -> bool | None:
         """Whether the ratio is within its target; None when the row has none or was not measured."""
@@ -145,12 +176,11 @@ class Row:
 class Bench:
     """Everything the row functions share: the runtimes under test and the bundles."""
 
-    runtimes: tuple[Runtime, Runtime]  # (ociish, runc)
+    runtimes: tuple[Runtime, ...]  # (ociish, runc[, crun])
     settings: Settings
     workdir: Path
     rootfs: Path
-    true_bundle: Path
-    sleep_bundle: Path
+    bundles: dict[str, dict[str, tuple[Path, Path]]]  # name -> runtime -> (running /bin/true, running sleep)
     interpreter: Path  # the one that runs the ociish console script
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
@@ -221,7 +251,7 @@ def alternate(subjects: Mapping[str, Callable[[], Mapping[str, float]]], iterati
 
 def per_runtime(bench: Bench, sample: Callable[[Runtime], Mapping[str, float]], iterations: int,
                 warmup: int = 1) -> dict[str, dict[str, list[float]]]:
-    """``alternate`` over the two runtimes."""
+    """``alternate`` over the runtimes."""
     return alternate({rt.name: partial(sample, rt) for rt in bench.runtimes}, iterations, warmup)
 
 
@@ -264,11 +294,11 @@ def detached_lifecycle(bench: Bench, rt: Runtime, bundle: Path, kill_signal: str
 
 
 @contextmanager
-def running_container(bench: Bench, rt: Runtime) -> Iterator[str]:
-    """A started ``sleep`` container for the duration; force-deleted (and reaped) afterwards."""
+def running_container(bench: Bench, rt: Runtime, bundle: Path) -> Iterator[str]:
+    """A started ``sleep`` container of ``bundle`` for the duration; force-deleted (and reaped) afterwards."""
     container_id = bench.new_id()
     pid_file = bench.pid_file(container_id)
-    rt.call("create", "--bundle", bench.sleep_bundle, "--pid-file", pid_file, container_id)
+    rt.call("create", "--bundle", bundle, "--pid-file", pid_file, container_id)
     pid = read_pid(pid_file)
     try:
         rt.call("start", container_id)
@@ -282,27 +312,27 @@ def running_container(bench: Bench, rt: Runtime) -> Iterator[str]:
 # --------------------------------------------------------------------------- the rows
 
 
-def measure_run(bench: Bench) -> list[Row]:
+def measure_run(bench: Bench, bundle: str) -> list[Row]:
     """`run` of /bin/true in the foreground: the single call most users time."""
     def sample(rt: Runtime) -> dict[str, float]:
-        return {"run": 1e3 * rt.call("run", "--bundle", bench.true_bundle, bench.new_id())}
+        return {"run": 1e3 * rt.call("run", "--bundle", bench.bundles[bundle][rt.name][0], bench.new_id())}
 
     samples = per_runtime(bench, sample, bench.settings.iterations)
     return [Row("`run` /bin/true", "ms", samples["run"], "create + start + wait + delete in one process",
-                ratio_target=RUN_RATIO_TARGET)]
+                ratio_target=RUN_RATIO_TARGET, bundle=bundle)]
 
 
-def measure_lifecycle_steps(bench: Bench) -> list[Row]:
+def measure_lifecycle_steps(bench: Bench, bundle: str) -> list[Row]:
     """create / start / state / kill / delete, each timed on its own, and the waiting process's RSS.
 
-    The bare interpreter's start-up is timed in the same iterations, interleaved with the
-    runtimes, because issue 7 sets the target for ``state`` relative to it: that
-    difference must not absorb a drift of the machine.
+    On the example bundle the bare interpreter's start-up is timed in the same
+    iterations, interleaved with the runtimes: what no Python command can go below.
     """
     def lifecycle(rt: Runtime) -> dict[str, float]:
         container_id = bench.new_id()
         pid_file = bench.pid_file(container_id)
-        steps = {"create": rt.call("create", "--bundle", bench.sleep_bundle, "--pid-file", pid_file, container_id)}
+        sleep_bundle = bench.bundles[bundle][rt.name][1]
+        steps = {"create": rt.call("create", "--bundle", sleep_bundle, "--pid-file", pid_file, container_id)}
         pid = read_pid(pid_file)
         rss = vm_rss_mib(pid)
         steps["start"] = rt.call("start", container_id)
@@ -315,58 +345,63 @@ def measure_lifecycle_steps(bench: Bench) -> list[Row]:
 
     python = str(bench.interpreter)
     subjects: dict[str, Callable[[], Mapping[str, float]]] = {rt.name: partial(lifecycle, rt) for rt in bench.runtimes}
-    subjects["python -S -c pass"] = lambda: {"python": 1e3 * timed([python, "-S", "-c", "pass"])}
-    subjects["python -c pass"] = lambda: {"python": 1e3 * timed([python, "-c", "pass"])}
+    if bundle == BUNDLES[0]:
+        subjects["python -S -c pass"] = lambda: {"python": 1e3 * timed([python, "-S", "-c", "pass"])}
+        subjects["python -c pass"] = lambda: {"python": 1e3 * timed([python, "-c", "pass"])}
     samples = alternate(subjects, bench.settings.iterations)
     rows = [
-        Row("`create` (sleep)", "ms", samples["create"], "until the init waits for start"),
-        Row("`start`", "ms", samples["start"], "ociish returns after the execve, runc after the fifo read"),
-        Row("`state` (running)", "ms", samples["state"]),
-        Row("`kill` KILL", "ms", samples["kill"]),
-        Row("`delete` (stopped)", "ms", samples["delete"]),
+        Row("`create` (sleep)", "ms", samples["create"], "until the init waits for start", bundle=bundle),
+        Row("`start`", "ms", samples["start"], "ociish returns after the execve, runc after the fifo read",
+            bundle=bundle),
+        Row("`state` (running)", "ms", samples["state"], bundle=bundle),
+        Row("`kill` KILL", "ms", samples["kill"], bundle=bundle),
+        Row("`delete` (stopped)", "ms", samples["delete"], bundle=bundle),
         Row("RSS of the created container's waiting process", "MiB", samples["rss"],
-            "VmRSS of the init pid after create (runc: `runc init`)", ratio_target=1.0),
+            "VmRSS of the init pid after create (runc: `runc init`)", ratio_target=1.0, bundle=bundle),
     ]
-    rows += [Row(f"`{name}`", "ms", {name: values}) for name, values in samples["python"].items()]
+    rows += [Row(f"`{name}`", "ms", {name: values}) for name, values in samples.get("python", {}).items()]
     return rows
 
 
-def measure_full_lifecycle(bench: Bench) -> list[Row]:
+def measure_full_lifecycle(bench: Bench, bundle: str) -> list[Row]:
     """The 4-process lifecycle a client runs: create → start → kill → (wait) → delete."""
     def sample(rt: Runtime) -> dict[str, float]:
         start = time.perf_counter_ns()
-        detached_lifecycle(bench, rt, bench.sleep_bundle, "KILL")
+        detached_lifecycle(bench, rt, bench.bundles[bundle][rt.name][1], "KILL")
         return {"lifecycle": (time.perf_counter_ns() - start) / 1e6}
 
     samples = per_runtime(bench, sample, bench.settings.iterations)
     return [Row("lifecycle create→start→kill→delete", "ms", samples["lifecycle"],
-                "4 runtime processes, waiting for stopped before delete")]
+                "4 runtime processes, waiting for stopped before delete", bundle=bundle)]
 
 
-def measure_exec(bench: Bench) -> list[Row]:
+def measure_exec(bench: Bench, bundle: str) -> list[Row]:
     """`exec` of /bin/true into a running container, waiting for it to exit."""
     with ExitStack() as stack:
-        target = {rt.name: stack.enter_context(running_container(bench, rt)) for rt in bench.runtimes}
+        target = {rt.name: stack.enter_context(running_container(bench, rt, bench.bundles[bundle][rt.name][1]))
+                  for rt in bench.runtimes}
         samples = per_runtime(bench, lambda rt: {"exec": 1e3 * rt.call("exec", target[rt.name], "/bin/true")},
                               bench.settings.iterations)
-    return [Row("`exec` /bin/true", "ms", samples["exec"], "into a running `sleep` container")]
+    return [Row("`exec` /bin/true", "ms", samples["exec"], "into a running `sleep` container",
+                ratio_target=EXEC_RATIO_TARGET, bundle=bundle)]
 
 
-def measure_sequential(bench: Bench) -> list[Row]:
+def measure_sequential(bench: Bench, bundle: str) -> list[Row]:
     """Many `run`s one after another: the throughput of a client that starts containers in turn."""
     count = bench.settings.sequential
 
     def sample(rt: Runtime) -> dict[str, float]:
         start = time.perf_counter_ns()
         for _ in range(count):
-            rt.call("run", "--bundle", bench.true_bundle, bench.new_id())
+            rt.call("run", "--bundle", bench.bundles[bundle][rt.name][0], bench.new_id())
         return {"total": (time.perf_counter_ns() - start) / 1e9}
 
     samples = per_runtime(bench, sample, bench.settings.repeats, warmup=0)
-    return [Row(f"{count} × `run` /bin/true, sequentially", "s", samples["total"], "total wall time")]
+    return [Row(f"{count} × `run` /bin/true, sequentially", "s", samples["total"], "total wall time",
+                ratio_target=SEQUENTIAL_RATIO_TARGET, bundle=bundle)]
 
 
-def measure_concurrent(bench: Bench, count: int, workers: int) -> list[Row]:
+def measure_concurrent(bench: Bench, bundle: str, count: int, workers: int) -> list[Row]:
     """``count`` create+start+delete lifecycles of /bin/true, ``workers`` at a time; total wall time.
 
     With one worker this is the baseline that the parallel rows are compared with to see
@@ -375,12 +410,13 @@ def measure_concurrent(bench: Bench, count: int, workers: int) -> list[Row]:
     def sample(rt: Runtime) -> dict[str, float]:
         start = time.perf_counter_ns()
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(lambda _: detached_lifecycle(bench, rt, bench.true_bundle, None), range(count)))
+            list(pool.map(lambda _: detached_lifecycle(bench, rt, bench.bundles[bundle][rt.name][0], None), range(count)))
         return {"total": (time.perf_counter_ns() - start) / 1e9}
 
     samples = per_runtime(bench, sample, bench.settings.repeats, warmup=0)
     how = "one at a time" if workers == 1 else "in parallel"
-    return [Row(f"{count} containers {how}", "s", samples["total"], "create + start + wait + delete each; total")]
+    return [Row(f"{count} containers {how}", "s", samples["total"], "create + start + wait + delete each; total",
+                bundle=bundle)]
 
 
 def measure_podman(bench: Bench) -> list[Row]:
@@ -512,14 +548,58 @@ def subreaper() -> Iterator[None]:
                 pass
 
 
-def make_bundle(directory: Path, rootfs: Path, args: list[str]) -> Path:
-    """A bundle of the example config on the shared read-only ``rootfs``, running ``args``."""
-    config = json.loads(EXAMPLE_CONFIG.read_text())
-    config["root"] = {"path": str(rootfs), "readonly": True}
-    config["process"].update(args=args, terminal=False)
+def base_config(bundle: str, runc: Path, workdir: Path) -> dict:
+    """The config.json of one of BUNDLES, before its args and root are set."""
+    if bundle == "example":
+        return json.loads(EXAMPLE_CONFIG.read_text())
+    if bundle == "runc spec":
+        spec_dir = workdir / "runc-spec"
+        spec_dir.mkdir()
+        subprocess.run([str(runc), "spec", "--bundle", str(spec_dir)], check=True)
+        return json.loads((spec_dir / "config.json").read_text())
+    config = json.loads(PODMAN_CONFIG.read_text())
+    del config["linux"]["cgroupsPath"]  # one container's: each runtime names the cgroup after the id instead
+    config["linux"]["namespaces"] = [{"type": ns["type"]} for ns in config["linux"]["namespaces"]]
+    return config
+
+
+def make_bundle(directory: Path, rootfs: Path, config: dict, args: list[str], rt: Runtime) -> Path:
+    """A bundle of ``config`` on the shared ``rootfs``, running ``args``, for ``rt``.
+
+    podman's bind mounts of its per-container files (resolv.conf, hosts, /dev/shm, ...)
+    come from files of the bundle instead, with their mount points made in the rootfs.
+    crun 1.8 refuses an ociVersion it does not know ("unknown version specified"): it gets
+    the example's 1.3.0 as 1.0.2, the version `runc spec` writes.
+    """
     directory.mkdir()
+    config = json.loads(json.dumps(config))
+    if rt.name == "crun" and not config["ociVersion"].startswith("1.0"):
+        config["ociVersion"] = "1.0.2"
+    config["root"] = {"path": str(rootfs), "readonly": config.get("root", {}).get("readonly", False)}
+    config["process"].update(args=args, terminal=False)
+    for mount in config.get("mounts", []):
+        if mount.get("type") == "bind":
+            name = mount["destination"].strip("/").replace("/", "-")
+            source, target = directory / name, rootfs / mount["destination"].lstrip("/")
+            if mount["destination"].startswith("/dev/"):
+                source.mkdir()
+            else:
+                source.write_text("")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.touch()
+            mount["source"] = str(source)
     (directory / "config.json").write_text(json.dumps(config, indent=2))
     return directory
+
+
+def crun_runtime(workdir: Path) -> Runtime | None:
+    """crun behind its wrapper (see CRUN_WRAPPER), or None when it is not installed or does not run here."""
+    if shutil.which("crun") is None or shutil.which("unshare") is None:
+        return None
+    wrapper = workdir / "crun"
+    wrapper.write_text(CRUN_WRAPPER)
+    wrapper.chmod(0o755)
+    return Runtime("crun", wrapper, workdir / "crun-root")
 
 
 def remove_containers(rt: Runtime) -> None:
@@ -604,7 +684,8 @@ def machine(bench: Bench) -> dict[str, str]:
     commit = output(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "ociish"],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False).stdout.strip()
-    ociish, runc = bench.runtimes
+    ociish, runc = bench.runtimes[:2]
+    crun = shutil.which("crun")
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,
@@ -616,6 +697,8 @@ def machine(bench: Bench) -> dict[str, str]:
         "ociish": f"{output([str(ociish.binary), '--version'])}, commit {commit}"
                   + (" + uncommitted changes in ociish/" if dirty else ""),
         "runc": f"{output([str(runc.binary), '--version'])} ({runc.binary})",
+        "crun": (f"{output([crun, '--version'])} ({crun}), run through `unshare -m` without the cgroup2 mount"
+                 if len(bench.runtimes) > 2 and crun else "not measured"),
         "podman": output(["podman", "--version"]) if shutil.which("podman") else "not installed",
     }
 
@@ -639,17 +722,27 @@ def spread(values: list[float], unit: str) -> str:
     return f"{fmt(low, unit)}–{fmt(high, unit)}"
 
 
-def comparison_table(rows: list[Row]) -> str:
-    lines = ["| row | unit | n | ociish median | ociish spread | runc median | runc spread | ociish/runc | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def cell(row: Row, name: str) -> str:
+    if name not in row.samples:
+        return "–"
+    return f"{fmt(row.median(name), row.unit)} ({spread(row.samples[name], row.unit)})"
+
+
+def comparison_table(rows: list[Row], names: Sequence[str]) -> str:
+    others = [name for name in names if name != "ociish"]
+    lines = ["| row | bundle | unit | n | " + " | ".join(f"{name} median (p10–p90)" for name in names) + " | "
+             + " | ".join(f"ociish/{name}" for name in others) + " | note |",
+             "|---" * (5 + len(names) + len(others)) + "|"]
     for row in rows:
         if row.skipped:
-            lines.append(f"| {row.title} | {row.unit} | 0 | – | – | – | – | not measured | {row.skipped} |")
+            lines.append(f"| {row.title} | {row.bundle or '–'} | {row.unit} | 0 | " + "– | " * len(names)
+                         + "not measured | " * len(others) + f"{row.skipped} |")
             continue
-        o, r = row.samples["ociish"], row.samples["runc"]
-        lines.append(f"| {row.title} | {row.unit} | {len(o)} | {fmt(row.median('ociish'), row.unit)} | "
-                     f"{spread(o, row.unit)} | {fmt(row.median('runc'), row.unit)} | {spread(r, row.unit)} | "
-                     f"**{row.ratio():.2f}×** | {row.note} |")
+        ratios = [f"**{row.ratio(name):.2f}×**" if name in row.samples else "–" for name in others]
+        bundle = row.bundle or "podman's own"
+        lines.append(f"| {row.title} | {bundle} | {row.unit} | {len(row.samples['ociish'])} | "
+                     + " | ".join(cell(row, name) for name in names) + " | " + " | ".join(ratios)
+                     + f" | {row.note} |")
     return "\n".join(lines)
 
 
@@ -660,60 +753,78 @@ class Target:
     met: bool | None  # None: not measured
 
 
+def ratio_target(rows: dict[str, Row], title: str, bound: float, what: str) -> Target:
+    """ociish/runc ≤ ``bound`` on every bundle."""
+    measured = [rows[f"{title} [{bundle}]"] for bundle in BUNDLES]
+    return Target(f"{what} ≤ {bound}× runc, every bundle",
+                  "; ".join(f"{row.bundle}: {row.ratio():.2f}×" for row in measured),
+                  all(row.ratio() <= bound for row in measured))
+
+
 def targets(rows: dict[str, Row], bench: Bench) -> list[Target]:
-    """Issue 7's targets, each with the measured value it is judged on."""
-    run, rss, podman = (rows[k] for k in ("`run` /bin/true", "RSS of the created container's waiting process",
-                                          "`podman run --rm` /bin/true"))
-    state_ms = rows["`state` (running)"].median("ociish")
-    python = rows["`python -c pass`"].median("python -c pass")
-    python_s = rows["`python -S -c pass`"].median("python -S -c pass")
+    """Issue 16's targets (and issue 7's parallel scaling), each with the values it is judged on."""
+    podman = rows["`podman run --rm` /bin/true"]
+    quick = [rows[f"{title} [{bundle}]"] for title in ("`state` (running)", "`kill` KILL", "`delete` (stopped)",
+                                                        "`start`") for bundle in BUNDLES]
+    slowest = max(quick, key=lambda row: row.median("ociish"))
+    rss = [rows[f"RSS of the created container's waiting process [{bundle}]"] for bundle in BUNDLES]
+    sequential = f"{bench.settings.sequential} × `run` /bin/true, sequentially"
     return [
-        Target(f"`run` of /bin/true ≤ {RUN_RATIO_TARGET}× runc", f"{run.ratio():.2f}×", run.meets_target()),
-        Target(f"`state` ≤ the bare interpreter's start (`python -c pass`) + {STATE_OVERHEAD_TARGET_MS:.0f} ms",
-               f"{state_ms:.1f} ms = `python -c pass` {python:.1f} ms {state_ms - python:+.1f} ms "
-               f"(`python -S -c pass` {python_s:.1f} ms {state_ms - python_s:+.1f} ms)",
-               state_ms - python <= STATE_OVERHEAD_TARGET_MS),
-        Target("the created container's waiting process ≤ runc's RSS",
-               f"{rss.median('ociish'):.1f} MiB vs {rss.median('runc'):.1f} MiB ({rss.ratio():.2f}×)",
-               rss.meets_target()),
+        ratio_target(rows, "`run` /bin/true", RUN_RATIO_TARGET, "`run` of /bin/true"),
+        ratio_target(rows, "`exec` /bin/true", EXEC_RATIO_TARGET, "`exec` of /bin/true"),
+        Target(f"`state`, `kill`, `delete`, `start` ≤ {QUICK_COMMAND_TARGET_MS:.0f} ms",
+               f"slowest: {slowest.key} {slowest.median('ociish'):.1f} ms; fastest: "
+               + "{:.1f} ms".format(min(row.median("ociish") for row in quick)),
+               slowest.median("ociish") <= QUICK_COMMAND_TARGET_MS),
         Target(f"`podman run --rm` ≤ {PODMAN_RATIO_TARGET}× with runc",
                f"not measured: {podman.skipped}" if podman.skipped else f"{podman.ratio():.2f}×",
                podman.meets_target()),
+        Target("the created container's waiting process ≤ runc's RSS",
+               "; ".join(f"{row.bundle}: {row.median('ociish'):.1f} vs {row.median('runc'):.1f} MiB" for row in rss),
+               all(row.meets_target() for row in rss)),
+        ratio_target(rows, sequential, SEQUENTIAL_RATIO_TARGET, sequential),
         scaling_target(rows, bench),
     ]
 
 
 def scaling_target(rows: dict[str, Row], bench: Bench) -> Target:
-    """Parallel speedup over one-at-a-time, as a share of the cores the containers could use."""
+    """Parallel speedup over one-at-a-time (example bundle), as a share of the cores the containers could use."""
     base_count = bench.settings.parallel[0]
-    serial = rows[f"{base_count} containers one at a time"]
+    serial = rows[f"{base_count} containers one at a time [{BUNDLES[0]}]"]
     cores = os.cpu_count() or 1
     parts, efficiencies = [], []
     for count in bench.settings.parallel:
-        parallel = rows[f"{count} containers in parallel"]
+        parallel = rows[f"{count} containers in parallel [{BUNDLES[0]}]"]
         speedups = {name: serial.median(name) / base_count * count / parallel.median(name) for name in ("ociish", "runc")}
         efficiencies.append(speedups["ociish"] / min(cores, count))
         parts.append(f"{count}: {speedups['ociish']:.2f}× (runc {speedups['runc']:.2f}×)")
     return Target(f"parallel creates scale with cores: speedup over one at a time ≥ "
-                  f"{PARALLEL_EFFICIENCY_TARGET:.0%} of {cores} cores",
+                  f"{PARALLEL_EFFICIENCY_TARGET:.0%} of {cores} cores (example bundle)",
                   "; ".join(parts), min(efficiencies) >= PARALLEL_EFFICIENCY_TARGET)
 
 
 def report(rows: list[Row], bench: Bench, info: dict[str, str], command: str, chart: Path | None,
            took: float) -> str:
     """The markdown page: method, machine, the side-by-side table, the baseline and the targets."""
-    by_title = {row.title: row for row in rows}
-    compared = [row for row in rows if row.skipped or set(row.samples) == {"ociish", "runc"}]
-    baselines = [row for row in rows if not row.skipped and set(row.samples) != {"ociish", "runc"}]
+    by_key = {row.key: row for row in rows}
+    compared = [row for row in rows if row.skipped or "runc" in row.samples]
+    baselines = [row for row in rows if not row.skipped and "runc" not in row.samples]
+    names = [rt.name for rt in bench.runtimes]
+    state = by_key[f"`state` (running) [{BUNDLES[0]}]"].median("ociish")
     mark = {True: "met", False: "**not met**", None: "not measured"}
     out = [
-        "# Benchmarks: ociish against runc",
+        f"# Benchmarks: ociish against {' and '.join(names[1:])}",
         "",
-        f"Generated by `{command}` (issue 7) in {took / 60:.1f} min; do not edit by hand.",
-        "Rows alternate the runtimes within every iteration, flipping the order, each runtime with a private",
-        "`--root`, on the same bundle (the example busybox rootfs and config.json, `terminal` false).",
+        f"Generated by `{command}` (issues 7 and 16) in {took / 60:.1f} min; do not edit by hand.",
+        "Rows alternate the runtimes within every iteration, rotating the order, each runtime with a private",
+        "`--root`, on the same bundles: every row on three configs over the example busybox rootfs —",
+        "**example** (bundles/busybox/config.json), **runc spec** (`runc spec`'s default as written) and",
+        "**podman** (the config podman writes for `podman run`, its host files replaced by the bundle's);",
+        "`process.args` and `terminal` false are all that is changed.  crun runs through",
+        "`unshare -m sh -c 'umount /sys/fs/cgroup/unified; exec crun ...'` (Debian's crun refuses this machine's",
+        "hybrid cgroups), which adds that unshare and sh to its numbers.",
         "Times are wall times of the runtime command as a client runs it; spread is p10–p90",
-        "(min–max below 10 samples); the ratio is of the medians (below 1 means ociish is faster or smaller).",
+        "(min–max below 10 samples); ratios are of the medians (below 1 means ociish is faster or smaller).",
         "",
         "## Machine",
         "",
@@ -721,21 +832,20 @@ def report(rows: list[Row], bench: Bench, info: dict[str, str], command: str, ch
         "",
         "## Results",
         "",
-        comparison_table(compared),
+        comparison_table(compared, names),
         "",
-        "Interpreter baseline, timed in the same iterations as `state`:",
+        "Interpreter baseline, timed in the same iterations as `state` on the example bundle:",
         "",
         "| command | median ms | spread ms | `state` (ociish) above it |",
         "|---|---|---|---|",
         *[f"| {row.title} | {fmt(row.median(name), 'ms')} | {spread(row.samples[name], 'ms')} | "
-          f"{by_title['`state` (running)'].median('ociish') - row.median(name):+.1f} ms |"
-          for row in baselines for name in row.samples],
+          f"{state - row.median(name):+.1f} ms |" for row in baselines for name in row.samples],
         "",
-        "## Targets of issue 7",
+        "## Targets of issue 16",
         "",
         "| target | measured | |",
         "|---|---|---|",
-        *[f"| {t.what} | {t.measured} | {mark[t.met]} |" for t in targets(by_title, bench)],
+        *[f"| {t.what} | {t.measured} | {mark[t.met]} |" for t in targets(by_key, bench)],
         "",
         "Where the time goes, what bounds the targets not met, and the levers used: [performance.md](performance.md).",
         "",
@@ -752,10 +862,10 @@ def draw_chart(rows: list[Row], path: Path, info: dict[str, str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [row for row in rows if not row.skipped and set(row.samples) == {"ociish", "runc"}][::-1]
+    shown = [row for row in rows if not row.skipped and "runc" in row.samples][::-1]
     ratios = [row.ratio() for row in shown]
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(shown) + 1.5))
-    ax.barh([row.title.replace("`", "") for row in shown], ratios,
+    ax.barh([row.key.replace("`", "") for row in shown], ratios,
             color=["tab:green" if r <= 1.0 else "tab:red" for r in ratios])
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=1)
@@ -768,7 +878,7 @@ def draw_chart(rows: list[Row], path: Path, info: dict[str, str]) -> None:
     ax.set_xticks([t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if low <= t <= high])
     ax.xaxis.set_major_formatter(lambda x, _: f"{x:g}×")
     ax.xaxis.set_minor_formatter(lambda x, _: "")
-    ax.set_xlabel("ociish / runc, medians (log scale; left of 1 = ociish faster or smaller; | = issue 7's target)")
+    ax.set_xlabel("ociish / runc, medians (log scale; left of 1 = ociish faster or smaller; | = the target)")
     ax.set_title(f"ociish vs runc — {info['date']}, {info['cores']} cores", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -780,7 +890,7 @@ def draw_chart(rows: list[Row], path: Path, info: dict[str, str]) -> None:
 
 def measure_all(bench: Bench) -> list[Row]:
     """Every row, in report order, printing each as it lands (the full run takes minutes)."""
-    row_functions: list[Callable[[Bench], list[Row]]] = [
+    row_functions: list[Callable[[Bench, str], list[Row]]] = [
         measure_run,
         measure_lifecycle_steps,
         measure_full_lifecycle,
@@ -793,7 +903,8 @@ def measure_all(bench: Bench) -> list[Row]:
     with subreaper():
         try:
             for function in row_functions:
-                rows += progress(function(bench))
+                for bundle in BUNDLES:
+                    rows += progress(function(bench, bundle))
         finally:
             for rt in bench.runtimes:
                 remove_containers(rt)
@@ -805,7 +916,7 @@ def measure_all(bench: Bench) -> list[Row]:
 def progress(rows: list[Row]) -> list[Row]:
     for row in rows:
         medians = ", ".join(f"{name} {fmt(statistics.median(v), row.unit)}" for name, v in row.samples.items())
-        print(f"{row.title}: {medians or row.skipped} {row.unit}", file=sys.stderr, flush=True)
+        print(f"{row.key}: {medians or row.skipped} {row.unit}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -817,6 +928,7 @@ def main(argv: list[str] | None = None) -> int:
                              "default docs/benchmarks.md, none with --quick")
     parser.add_argument("--ociish", type=Path, default=Path(sys.executable).with_name("ociish"))
     parser.add_argument("--runc", type=Path, default=Path(shutil.which("runc", path="/usr/sbin:/usr/bin") or "runc"))
+    parser.add_argument("--no-crun", action="store_true", help="leave crun out even where it is installed")
     args = parser.parse_args(argv)
     out: Path | None = args.out or (None if args.quick else REPO / "docs" / "benchmarks.md")
     if os.geteuid() != 0:
@@ -830,19 +942,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the chart needs matplotlib: .venv/bin/pip install -e '.[bench]'")
 
     began, cpu_at_start = time.monotonic(), cpu_seconds()
-    subprocess.run([str(shebang_interpreter(args.ociish)), "-m", "compileall", "-q", str(REPO / "ociish")],
-                   check=True, stdout=subprocess.DEVNULL)
     workdir = Path(tempfile.mkdtemp(prefix="ociish-bench-"))
     try:
         rootfs = workdir / "rootfs"
         subprocess.run(["sh", str(BUILD_ROOTFS), str(rootfs)], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+        crun = None if args.no_crun else crun_runtime(workdir)
+        runtimes = (Runtime("ociish", args.ociish.resolve(), workdir / "ociish-root"),
+                    Runtime("runc", args.runc.resolve(), workdir / "runc-root"), *([crun] if crun else []))
+        bundles: dict[str, dict[str, tuple[Path, Path]]] = {}
+        for n, name in enumerate(BUNDLES):
+            config = base_config(name, args.runc, workdir)
+            bundles[name] = {rt.name: (make_bundle(workdir / f"{rt.name}-true-{n}", rootfs, config, ["/bin/true"], rt),
+                                       make_bundle(workdir / f"{rt.name}-sleep-{n}", rootfs, config,
+                                                   ["sleep", "1000000"], rt))
+                             for rt in runtimes}
         bench = Bench(
-            runtimes=(Runtime("ociish", args.ociish.resolve(), workdir / "ociish-root"),
-                      Runtime("runc", args.runc.resolve(), workdir / "runc-root")),
-            settings=QUICK if args.quick else FULL, workdir=workdir, rootfs=rootfs,
-            true_bundle=make_bundle(workdir / "true", rootfs, ["/bin/true"]),
-            sleep_bundle=make_bundle(workdir / "sleep", rootfs, ["sleep", "1000000"]),
+            runtimes=runtimes,
+            settings=QUICK if args.quick else FULL, workdir=workdir, rootfs=rootfs, bundles=bundles,
             interpreter=shebang_interpreter(args.ociish))
         info = machine(bench)
         rows = measure_all(bench)
