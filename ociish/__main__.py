@@ -1,9 +1,11 @@
-"""`python -m ociish` is the same as the `ociish` script, bytecode cache included (bin/ociish)."""
+"""`python -m ociish` is the same as the `ociish` script (see bin/ociish for the switches)."""
 
+import gc
 import sys
 
+gc.disable()
 sys.dont_write_bytecode = False
 
-from ociish.cli import main  # noqa: E402 - after the bytecode switch
+from ociish.cli import leave, main  # noqa: E402 - after the switches
 
-raise SystemExit(main())
+leave(main())
