@@ -166,7 +166,7 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
     config, raw = load_config(bundle)
     rootfs = planner.rootfs_path(config, bundle)
     linux = config.get("linux") or {}
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 and not systemd_cgroup:
         cgroup: Any = _NoCgroups()
     else:
         from ociish.cgroups import CgroupManager
@@ -238,7 +238,7 @@ class _NoCgroups:
     def create(self) -> None:
         pass
 
-    def join(self, pid: int) -> None:
+    def place_init(self, pid: int) -> None:
         pass
 
     def apply(self, resources: dict[str, Any]) -> None:
@@ -284,7 +284,7 @@ class _Creation:
             inherit.append(fds["console"])
 
         try:
-            chan, self.init = spawn(self.plan, inherit_fds=inherit, cgroup_join=self.cgroup.join)
+            chan, self.init = spawn(self.plan, inherit_fds=inherit, cgroup_join=self.cgroup.place_init)
         finally:
             for key in ("fifo", "console"):
                 if key in fds:

@@ -59,9 +59,9 @@ def _linux() -> dict[str, Any]:
     return {
         "namespaces": sorted(NAMESPACE_FLAGS),
         "capabilities": list(CAPABILITIES),
-        # v1, v2 and hybrid drivers, rdma.max included; --systemd-cgroup only lays out the
-        # cgroups as systemd would name them, it does not ask systemd for a scope.
-        "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+        # v1, v2 and hybrid drivers, rdma.max included; --systemd-cgroup asks systemd (the
+        # host's, or rootless the user's, on cgroup v2) for a scope unit over D-Bus.
+        "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": True},
         "seccomp": seccomp_features(),
         # process.apparmorProfile and process.selinuxLabel become the exec label; a host
         # without that LSM gets a clear refusal at create, not a silent unconfined process.

@@ -3,6 +3,11 @@
 The manager is created once from the config (`for_container`), persisted in
 state.json (`to_record`) and rebuilt by later commands (`from_record`), so no
 later process has to re-resolve `cgroupsPath` or re-detect the host.
+
+With the systemd driver the cgroup is a transient scope unit that systemd creates when
+the init is placed (`place_init`) and removes when it is stopped (`destroy`); limits go
+to the unit's properties and to the files (`apply`).  The bus is only connected to,
+and jeepney only imported, for such a container (ociish/cgroups/systemd.py).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ociish.cgroups.mapping import Write
+    from ociish.cgroups.systemd import Systemd
 
 # detect, mapping and devices are imported where create and update use them: delete and
 # kill, which only find, signal and remove a recorded cgroup, never pay for them
@@ -60,13 +66,17 @@ class CgroupManager:
     FREEZE_TIMEOUT = 10.0
 
     def __init__(
-        self, mode: str, driver: str, cgroup: str, dirs: dict[str, str], created: list[str] | None = None
+        self, mode: str, driver: str, cgroup: str, dirs: dict[str, str], created: list[str] | None = None,
+        unit: dict[str, Any] | None = None,
     ) -> None:
         self.mode = mode  # "v1" | "v2" | "hybrid"
         self.driver = driver  # "cgroupfs" | "systemd"
         self.cgroup = cgroup  # the path inside every hierarchy, e.g. /ociish/<id>
         self.dirs = dict(dirs)  # controller (or "" for cgroup2) → host directory
         self.created = list(created or [])  # directories this container made, in creation order
+        # systemd driver: {"name": scope, "slice": its slice, "user": a user's systemd, "description": ...}
+        self.unit = dict(unit) if unit else None
+        self.bus: Systemd | None = None  # connected when first needed
 
     # ------------------------------------------------------------ construction
 
@@ -79,21 +89,46 @@ class CgroupManager:
         systemd: bool = False,
         root: str = "/sys/fs/cgroup",
         mountinfo: str | None = None,
+        bus: Systemd | None = None,
     ) -> CgroupManager:
-        """Resolve `cgroupsPath` to a directory per hierarchy (nothing is created yet)."""
+        """Resolve `cgroupsPath` to a directory per hierarchy (nothing is created yet).
+
+        The systemd driver asks the bus (`bus`, else the host's or, rootless, the user's
+        systemd) where the manager's own cgroup is: a user's units live below it.
+        """
         from ociish.cgroups import detect
 
-        cgroup = paths.resolve(container_id, cgroups_path, systemd)
         found = detect.hierarchies(root, mountinfo or detect.MOUNTINFO)
+        unit = None
+        if not systemd:
+            cgroup = paths.cgroupfs_path(container_id, cgroups_path)
+        else:
+            user = os.geteuid() != 0
+            slice_name, name = paths.systemd_unit(container_id, cgroups_path, user)
+            if name.endswith(".slice"):
+                raise NotSupportedError(paths.FIELD, f"{cgroups_path!r} names a slice: a container's unit is a scope")
+            if user and found.mode != "v2":
+                raise ConfigError(f"{paths.FIELD}: a rootless container can use the systemd cgroup driver only on "
+                                  f"cgroup v2 (this host's cgroups are {found.mode})")
+            if bus is None:
+                from ociish.cgroups import systemd as systemd_driver
+
+                bus = systemd_driver.connect(user)
+            base = str(bus.manager_property("ControlGroup")).rstrip("/") if user else ""
+            cgroup = base + paths.systemd_path(container_id, cgroups_path, user)
+            unit = {"name": name, "slice": slice_name, "user": user,
+                    "description": f"ociish container {container_id}"}
         mounts = dict(found.v1)
         if found.unified:
             mounts[UNIFIED] = found.unified
         dirs = {controller: mount + cgroup for controller, mount in mounts.items()}
-        return cls(found.mode, "systemd" if systemd else "cgroupfs", cgroup, dirs)
+        manager = cls(found.mode, "systemd" if systemd else "cgroupfs", cgroup, dirs, unit=unit)
+        manager.bus = bus
+        return manager
 
     def to_record(self) -> dict[str, Any]:
         """What state.json keeps so that later commands find the same cgroups."""
-        return {
+        record = {
             "version": RECORD_VERSION,
             "mode": self.mode,
             "driver": self.driver,
@@ -101,6 +136,9 @@ class CgroupManager:
             "paths": dict(self.dirs),
             "created": list(self.created),
         }
+        if self.unit:
+            record["unit"] = dict(self.unit)
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> CgroupManager:
@@ -108,7 +146,8 @@ class CgroupManager:
         try:
             if record["version"] != RECORD_VERSION:
                 raise OciishError(f"unknown cgroup record version {record['version']!r} in state.json")
-            return cls(record["mode"], record["driver"], record["cgroup"], record["paths"], record["created"])
+            return cls(record["mode"], record["driver"], record["cgroup"], record["paths"], record["created"],
+                       record.get("unit"))
         except (KeyError, TypeError, ValueError) as e:
             raise OciishError(f"corrupt cgroup record in state.json: {e!r}") from None
 
@@ -163,8 +202,11 @@ class CgroupManager:
         """Record, before create(), every directory create() is about to make.
 
         The caller persists to_record() right after this, so a create killed half-way
-        still leaves a record that lets destroy() remove what was made.
+        still leaves a record that lets destroy() remove what was made.  systemd makes
+        a scope's levels itself (and a slice's cgroup is the slice's): none is claimed.
         """
+        if self.unit:
+            return
         for leaf in self._leaves():
             parent = self._mount(leaf)
             for name in self.cgroup.strip("/").split("/"):
@@ -173,7 +215,12 @@ class CgroupManager:
                     self.created.append(parent)
 
     def create(self) -> None:
-        """Make the cgroup in every hierarchy; an existing one is reused only if empty and thawed."""
+        """Make the cgroup in every hierarchy; an existing one is reused only if empty and thawed.
+
+        A systemd scope comes into being with its first process: see place_init.
+        """
+        if self.unit:
+            return
         try:
             for leaf in self._leaves():
                 self._create_levels(leaf)
@@ -212,6 +259,34 @@ class CgroupManager:
         except OciishError:
             pass
 
+    def place_init(self, pid: int) -> None:
+        """Put the container's first process into its cgroup.
+
+        systemd driver: start the scope holding it (systemd creates the cgroup and moves
+        the process, in every hierarchy it manages), then make the levels of the
+        hierarchies systemd leaves alone (v1 cpuset, freezer, ...), enable the cgroup2
+        controllers systemd does not manage in the levels above, and join them all.
+        """
+        if self.unit:
+            from ociish.cgroups import systemd
+
+            unit = self.unit
+            self._systemd().start_scope(
+                unit["name"], systemd.scope_properties(unit["description"], unit["slice"], pid, self.mode))
+            try:
+                for leaf in self._leaves():
+                    self._create_levels(leaf)
+            except OSError as e:
+                raise OciishError(f"cannot create cgroup {e.filename or self.cgroup}: {e.strerror}") from None
+        self.join(pid)
+
+    def _systemd(self) -> Systemd:
+        if self.bus is None:
+            from ociish.cgroups import systemd
+
+            self.bus = systemd.connect(bool(self.unit and self.unit["user"]))
+        return self.bus
+
     def join(self, pid: int) -> None:
         """Move `pid` into the container's cgroup in every hierarchy (the cgroup2 one included)."""
         for leaf in self._leaves():
@@ -221,10 +296,18 @@ class CgroupManager:
                 raise OciishError(f"cannot move pid {pid} into cgroup {leaf}: {e.strerror}") from None
 
     def destroy(self) -> None:
-        """Remove the directories this container created, leaves first; missing ones are fine."""
+        """Remove the directories this container created, leaves first; missing ones are fine.
+
+        A systemd scope is stopped first; whatever of its cgroup remains (a sub-cgroup
+        the container made, a v1 hierarchy systemd does not manage) is removed after.
+        """
         leaves = set(self._leaves())
+        ours = list(self.created)
+        if self.unit:
+            self._systemd().stop(self.unit["name"])
+            ours += [leaf for leaf in leaves if leaf not in ours]
         failures = []
-        for directory in sorted(self.created, key=lambda d: d.count("/"), reverse=True):
+        for directory in sorted(ours, key=lambda d: d.count("/"), reverse=True):
             try:
                 if directory in leaves:
                     fs.rmtree(directory)
@@ -267,6 +350,8 @@ class CgroupManager:
         targets = self._targets(resources)
         device_filter = self._device_filter(resources)
         self._grant_realtime_budget(resources)
+        if self.unit:
+            self._set_unit_properties(resources)
         deferred = []
         for directory, write in targets:
             try:
@@ -285,6 +370,24 @@ class CgroupManager:
             from ociish.cgroups import ebpf
 
             ebpf.attach(self.dirs[UNIFIED], device_filter)
+
+    def _set_unit_properties(self, resources: dict[str, Any]) -> None:
+        """The limits systemd knows, as properties of the scope, so that systemd keeps them
+        when it next rewrites its cgroups.  On v1 systemd rewrites device rules by first
+        denying all, so the container is frozen meanwhile (as runc does)."""
+        from ociish.cgroups import systemd
+
+        bus = self._systemd()
+        properties = systemd.unit_properties(resources, self.mode, bus.version())
+        freeze = (self.mode != "v2" and any(name == "DevicePolicy" for name, _ in properties)
+                  and self._freezer() is not None and not self.is_frozen())
+        if freeze:
+            self.freeze()
+        try:
+            bus.set_properties(self.unit["name"], properties)
+        finally:
+            if freeze:
+                self.thaw()
 
     def _grant_realtime_budget(self, resources: dict[str, Any]) -> None:
         """v1 RT group scheduling: a cgroup gets no more realtime runtime than its parent

@@ -7,10 +7,11 @@ cgroupfs driver (see docs/cgroups.md for the reasoning):
   - unset or empty  → `/ociish/<container id>`.
 Paths are cleaned lexically, so `../../x` is `/x` and can never leave the hierarchy.
 
-systemd driver, `slice:prefix:name` → the layout systemd would create for the scope:
-`<expanded slice>/<prefix>-<name>.scope` (or the slice itself when `name` ends in
-`.slice`); an empty slice is `system.slice`, `-` is the root slice, and dashes nest
-(`a-b.slice` → `/a.slice/a-b.slice`).  Unset means `:ociish:<id>`.
+systemd driver, `slice:prefix:name` → the unit `<prefix>-<name>.scope` in that slice, and
+the cgroup systemd gives it: `<expanded slice>/<prefix>-<name>.scope` below the manager's
+own cgroup (or the slice itself when `name` ends in `.slice`); an empty slice is
+`system.slice` (`user.slice` for a user's systemd), `-` is the root slice, and dashes
+nest (`a-b.slice` → `/a.slice/a-b.slice`).  Unset means `:ociish:<id>`.
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ def expand_slice(slice_name: str) -> str:
     return "".join(f"/{'-'.join(words[: i + 1])}.slice" for i in range(len(words)))
 
 
-def systemd_path(container_id: str, cgroups_path: str | None) -> str:
-    """The cgroup systemd would create for `slice:prefix:name` (see the module docstring)."""
+def systemd_unit(container_id: str, cgroups_path: str | None, user: bool = False) -> tuple[str, str]:
+    """(slice, unit) of `slice:prefix:name`; an empty slice is `system.slice`, or `user.slice`
+    for a user's systemd, as runc has it."""
     value = cgroups_path or f":ociish:{_container_name(container_id)}"
     parts = value.split(":") if isinstance(value, str) else []
     if len(parts) != 3 or value.startswith("/"):
@@ -74,9 +76,18 @@ def systemd_path(container_id: str, cgroups_path: str | None) -> str:
     if not name or "/" in prefix + name or "\0" in value:
         raise ConfigError(f"{FIELD}: {value!r} does not name a systemd unit")
     if name.endswith(".slice"):
-        return _checked(expand_slice(name), value)
+        return slice_name, name
     unit = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
-    return posixpath.join(expand_slice(slice_name or "system.slice"), unit)
+    return slice_name or ("user.slice" if user else "system.slice"), unit
+
+
+def systemd_path(container_id: str, cgroups_path: str | None, user: bool = False) -> str:
+    """The cgroup systemd makes for `slice:prefix:name` (see the module docstring), below the
+    manager's own cgroup."""
+    slice_name, unit = systemd_unit(container_id, cgroups_path, user)
+    if unit.endswith(".slice"):
+        return _checked(expand_slice(unit), cgroups_path or "")
+    return posixpath.join(expand_slice(slice_name), unit)
 
 
 def resolve(container_id: str, cgroups_path: str | None, systemd: bool = False) -> str:

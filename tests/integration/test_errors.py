@@ -108,3 +108,13 @@ def test_invalid_container_id(runtime: Runtime, bundle: Bundle) -> None:
         result = runtime("create", "--bundle", str(bundle.path), bad)
         assert result.returncode == 1 and "invalid container id" in result.stderr
     assert runtime.ids() == []
+
+
+def test_systemd_cgroup_needs_systemd(runtime: Runtime, bundle: Bundle) -> None:
+    """runc refuses the same way ("systemd not running on this host"); the driver itself is
+    tested on a systemd host in tests/vm/."""
+    if Path("/run/systemd/system").is_dir():
+        pytest.skip("this host runs systemd")
+    err = assert_clean_failure(runtime, bundle, "--systemd-cgroup: systemd is not running on this host",
+                               "--systemd-cgroup")
+    assert len(err.strip().splitlines()) == 1

@@ -20,6 +20,8 @@ from ociish.cgroups import CgroupManager, detect_mode, fs, manager
 from ociish.cgroups.devices import normalize_rules
 from ociish.errors import ConfigError, NotSupportedError, OciishError
 
+UNIFIED = manager.UNIFIED
+
 V1_FILES = {
     "cpu": {"cpu.shares": "1024", "cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "-1", "cpu.cfs_burst_us": "0",
             "cpu.rt_period_us": "1000000", "cpu.rt_runtime_us": "0", "cpu.idle": "0"},
@@ -251,11 +253,11 @@ def test_paths_per_layout(cgfs):
 
 def test_default_and_systemd_paths(v1fs):
     assert v1fs.manager("c1", None).cgroup == "/ociish/c1"
-    m = v1fs.manager("c1", "machine.slice:libpod:c1", systemd=True)
+    m = v1fs.manager("c1", "machine.slice:libpod:c1", systemd=True, bus=FakeSystemd(v1fs))
     assert (m.driver, m.cgroup) == ("systemd", "/machine.slice/libpod-c1.scope")
     assert m.path_for("memory") == f"{v1fs.root}/memory/machine.slice/libpod-c1.scope"
     with pytest.raises(ConfigError, match=r"^linux\.cgroupsPath"):
-        v1fs.manager("c1", "/a/b", systemd=True)
+        v1fs.manager("c1", "/a/b", systemd=True, bus=FakeSystemd(v1fs))
 
 
 def test_record_round_trip(cgfs):
@@ -731,3 +733,159 @@ def test_delegate_does_nothing_on_v1(hybridfs):
     m.create()
     m.delegate(1234, 5678)
     assert all(os.stat(d)[4:6] == (os.getuid(), os.getgid()) for d in m.dirs.values())
+
+
+# ------------------------------------------------------------------ the systemd driver
+
+# The v1 hierarchies systemd itself makes a scope's cgroup in (it leaves cpuset, freezer, ... alone).
+SYSTEMD_V1 = ("name=systemd", "cpu", "memory", "pids", "devices", "blkio")
+
+
+class FakeSystemd:
+    """Stands in for systemd on the bus (no machine here runs it): records the calls and
+    does to the fake tree what systemd does — a started scope's cgroup is made in the
+    hierarchies systemd manages, holding the PIDs; a stopped one is removed."""
+
+    def __init__(self, cgfs: FakeCgroupFS, control_group: str = "/") -> None:
+        self.cgfs = cgfs
+        self.control_group = control_group
+        self.calls: list[tuple] = []
+        self.managed: list[str] = []  # the directories of the running scope
+        self.freezer: str | None = None  # a freezer cgroup whose state set_properties notes
+
+    def manager_property(self, name: str) -> str:
+        self.calls.append(("manager_property", name))
+        return {"ControlGroup": self.control_group}[name]
+
+    def version(self) -> int:
+        return 252
+
+    def start_scope(self, unit: str, properties: list) -> None:
+        self.calls.append(("start_scope", unit, dict(properties)))
+        manager_ = self.manager_for(unit, dict(properties)["Slice"][1])
+        pid = dict(properties)["PIDs"][1][0]
+        for controller, leaf in manager_.dirs.items():
+            if self.cgfs.layout != "v2" and controller not in (*SYSTEMD_V1, UNIFIED):
+                continue
+            mount = leaf[: len(leaf) - len(manager_.cgroup)]
+            for level in manager_.cgroup.strip("/").split("/"):
+                if controller == UNIFIED:  # a delegated unit gets every controller from its parents
+                    controllers = self.cgfs.read(mount, "cgroup.controllers").split()
+                    self.cgfs.put(mount, "cgroup.subtree_control", " ".join(controllers))
+                mount = os.path.join(mount, level)
+                if not os.path.isdir(mount):
+                    os.mkdir(mount)
+            self.cgfs.put(leaf, "cgroup.procs", str(pid))
+            self.managed.append(leaf)
+
+    def manager_for(self, unit: str, slice_name: str) -> CgroupManager:
+        return CgroupManager.for_container("x", f"{slice_name}:{unit.removesuffix('.scope')}:x", systemd=True,
+                                           root=self.cgfs.root, mountinfo=self.cgfs.mountinfo, bus=self)
+
+    def set_properties(self, unit: str, properties: list) -> None:
+        frozen = self.cgfs.read(self.freezer, "freezer.state") if self.freezer else None
+        self.calls.append(("set_properties", unit, dict(properties), frozen))
+
+    def stop(self, unit: str) -> None:
+        self.calls.append(("stop", unit))
+        for leaf in dict.fromkeys(self.managed):
+            if os.path.isdir(leaf):
+                self.cgfs.put(leaf, "cgroup.procs", "")
+                os.rmdir(leaf)
+        self.managed = []
+
+    def names(self) -> list[str]:
+        return [call[0] for call in self.calls if call[0] != "manager_property"]
+
+
+def systemd_manager(cgfs: FakeCgroupFS, cgroups_path: str | None = "machine.slice:libpod:c1",
+                    bus: FakeSystemd | None = None) -> CgroupManager:
+    return cgfs.manager("c1", cgroups_path, systemd=True, bus=bus or FakeSystemd(cgfs))
+
+
+def test_systemd_scope_is_started_with_the_init_and_stopped_on_destroy(cgfs):
+    m = systemd_manager(cgfs)
+    bus = m.bus
+    m.claim_missing()
+    m.create()
+    assert cgfs.leftovers() == [] and m.created == [] and bus.calls == []  # nothing before the init exists
+    m.place_init(4242)
+    (name, unit, props), = [c for c in bus.calls if c[0] == "start_scope"]
+    assert unit == "libpod-c1.scope"
+    assert props["PIDs"] == ("au", [4242]) and props["Slice"] == ("s", "machine.slice")
+    assert props["Delegate"] == ("b", True) and props["Description"] == ("s", "ociish container c1")
+    assert props["IOAccounting" if cgfs.layout == "v2" else "BlockIOAccounting"] == ("b", True)
+    for leaf in m.dirs.values():  # every hierarchy holds the init: systemd's and the ones ociish made
+        assert cgfs.read(leaf, "cgroup.procs") == "4242"
+    made_by_systemd = set(bus.managed)
+    assert not made_by_systemd & set(m.created)  # never ours to rmdir
+    if cgfs.layout != "v2":
+        assert m.dirs["cpuset"] in m.created and m.dirs["freezer"] in m.created
+    record = m.to_record()
+    assert record["unit"]["name"] == "libpod-c1.scope" and record["unit"]["user"] is False
+    again = CgroupManager.from_record(record)
+    again.bus = bus
+    for leaf in m.dirs.values():
+        cgfs.put(leaf, "cgroup.procs", "")
+    again.destroy()
+    assert bus.names()[-1] == "stop"
+    slices = {os.path.dirname(leaf) for leaf in made_by_systemd}
+    assert cgfs.leftovers() == sorted(slices)  # systemd's machine.slice stays, as on a real host
+
+
+def test_systemd_limits_go_to_unit_properties_and_files(cgfs):
+    m = systemd_manager(cgfs)
+    m.place_init(4242)
+    resources = {"memory": {"limit": 64 << 20}, "pids": {"limit": 20}, "cpu": {"quota": 50000, "period": 100000}}
+    m.apply(resources)
+    (_, unit, props, _), = [c for c in m.bus.calls if c[0] == "set_properties"]
+    memory = "MemoryMax" if cgfs.layout == "v2" else "MemoryLimit"
+    assert props[memory] == ("t", 64 << 20) and props["TasksMax"] == ("t", 20)
+    assert props["CPUQuotaPerSecUSec"] == ("t", 500000) and props["CPUQuotaPeriodUSec"] == ("t", 100000)
+    assert cgfs.read(m.path_for("pids"), "pids.max") == "20"  # the files too, as runc writes them
+    if cgfs.layout == "v2":
+        assert cgfs.read(m.dirs[UNIFIED], "memory.max") == str(64 << 20)
+        assert cgfs.read(m.dirs[UNIFIED], "cpu.max") == "50000 100000"
+    else:
+        assert cgfs.read(m.dirs["memory"], "memory.limit_in_bytes") == str(64 << 20)
+
+
+def test_systemd_device_rules_on_v1_are_set_while_frozen(v1fs):
+    m = systemd_manager(v1fs)
+    m.place_init(4242)
+    m.bus.freezer = m.dirs["freezer"]
+    m.apply({"devices": [{"allow": False, "access": "rwm"}]})
+    (_, _, props, frozen), = [c for c in m.bus.calls if c[0] == "set_properties"]
+    assert props["DevicePolicy"] == ("s", "strict")
+    assert frozen == "FROZEN"  # systemd rewrites v1 rules by denying all first
+    assert v1fs.read(m.dirs["freezer"], "freezer.state") == "THAWED"
+
+
+def test_systemd_rootless_scope_lives_below_the_user_manager(tmp_path, monkeypatch):
+    v2 = FakeCgroupFS(tmp_path, monkeypatch, "v2")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    user_manager = "/user.slice/user-1000.slice/user@1000.service"
+    m = systemd_manager(v2, None, FakeSystemd(v2, control_group=user_manager))
+    assert m.cgroup == f"{user_manager}/user.slice/ociish-c1.scope"  # runc's default slice for a user
+    assert m.unit["user"] is True and m.unit["slice"] == "user.slice"
+
+
+def test_systemd_rootless_needs_cgroup_v2(v1fs, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(ConfigError, match=r"^linux\.cgroupsPath: a rootless container .* only on cgroup v2"):
+        systemd_manager(v1fs)
+
+
+def test_systemd_unit_must_be_a_scope(v2fs):
+    with pytest.raises(NotSupportedError, match=r"linux\.cgroupsPath.*names a slice"):
+        systemd_manager(v2fs, "machine.slice:p:pod-x.slice")
+
+
+def test_systemd_refusal_rolls_back_nothing_it_did_not_make(v1fs):
+    bus = FakeSystemd(v1fs)
+    bus.start_scope = lambda unit, props: (_ for _ in ()).throw(OciishError("systemd refused"))
+    m = systemd_manager(v1fs, bus=bus)
+    with pytest.raises(OciishError, match="systemd refused"):
+        m.place_init(4242)
+    m.destroy()
+    assert v1fs.leftovers() == []

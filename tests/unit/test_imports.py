@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import Bundle, unique_id
 
-HEAVY = ("jsonschema", "structlog", "asyncio", "orjson", "ctypes", "ociish.cgroups.manager", "ociish.create")
+HEAVY = ("jsonschema", "structlog", "asyncio", "orjson", "ctypes", "ociish.cgroups.manager", "ociish.create", "jeepney")
 # what `state` does without: argparse (ociish.argv), re/enum/json (ociish.jsonio), typing
 STATE_NEVER = ("argparse", "re", "enum", "json", "typing", "dataclasses", "shutil", "socket")
 # what no create/exec/run needs at import time
-CREATE_NEVER = ("jsonschema", "structlog", "orjson", "argparse", "typing", "dataclasses", "inspect", "json")
+CREATE_NEVER = ("jsonschema", "structlog", "orjson", "argparse", "typing", "dataclasses", "inspect", "json",
+                "jeepney", "ociish.cgroups.systemd")
 # what printing a warning or an error on stderr must not pull in (structlog's package is ~60 ms)
 LOGGING_NEVER = ("structlog", "asyncio", "ssl", "logging", "typing", "json", "inspect")
 
@@ -84,7 +85,16 @@ def test_validation_imports_jsonschema_and_delete_does_not(tmp_path: Path) -> No
     (tmp_path / "config.json").write_text("{}")
     assert "jsonschema" in modules_after("validate", "--bundle", str(tmp_path), cwd=tmp_path)
     quiet = modules_after("--root", str(tmp_path), "delete", "--force", "gone", cwd=tmp_path)
-    assert not quiet & {"jsonschema", "structlog", "orjson"}
+    assert not quiet & {"jsonschema", "structlog", "orjson", "jeepney"}
+
+
+def test_the_cgroup_manager_imports_the_dbus_client_only_for_the_systemd_driver() -> None:
+    """jeepney (~20 ms with typing, enum, socket) is for `--systemd-cgroup` containers alone."""
+    code = ("import sys; from ociish.cgroups import CgroupManager, ebpf, mapping, devices, detect, stats; "
+            "from ociish.ops import update, pause, ps, events; import json; "
+            "print(json.dumps(sorted(m for m in sys.modules if 'jeepney' in m or m == 'ociish.cgroups.systemd')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == []
 
 
 def test_libseccomp_is_loaded_without_ctypes_util() -> None:
