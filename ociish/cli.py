@@ -244,14 +244,18 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from ociish.container import Container
+    from ociish.errors import DamagedState
 
     store = _store(args)
     states = []
     for container_id in store.ids():
         try:
             states.append(Container.load(store, container_id).state())
+        except DamagedState:  # `state ID` says what is wrong; `delete --force ID` removes it
+            states.append({"ociVersion": OCI_VERSION, "id": container_id, "status": "damaged", "pid": 0,
+                           "bundle": "", "rootfs": "", "created": "", "owner": "", "annotations": {}})
         except OciishError:
-            continue  # vanished or half-written while we listed
+            continue  # vanished, or being made, while we listed
     if args.quiet:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif args.format == "json":

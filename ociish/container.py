@@ -16,7 +16,7 @@ import time
 
 from ociish.errors import ContainerNotFound, OciishError, WrongState
 from ociish.linux import proc as P
-from ociish.state.store import CONFIG_FILE, FIFO_NAME, STATE_FILE, StateStore
+from ociish.state.store import CONFIG_FILE, FIFO_NAME, StateStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class Container:
         return all(key in self.record for key in keys)
 
     def corrupt(self) -> OciishError:
-        return OciishError(f"state of container {self.id!r} is corrupt: {self.store.path(self.id, STATE_FILE)}")
+        return self.store.corrupt(self.id)
 
     def cgroup(self) -> Any:
         cgroup_record = self.record.get("cgroup")
@@ -156,7 +156,7 @@ class Container:
         finally:
             os.close(pidfd)
 
-    def destroy(self, status: str) -> None:
+    def destroy(self, status: str, poststop: bool = True) -> None:
         """Kill whatever is left, remove the cgroups and the state; run poststop hooks."""
         cgroup = self.cgroup()
         if status == "creating":
@@ -180,9 +180,9 @@ class Container:
                 raise OciishError(f"container {self.id!r}: init did not exit after SIGKILL")
         if cgroup is not None:
             cgroup.destroy()
-        poststop = (self.record.get("hooks") or {}).get("poststop") or []
-        if poststop:
-            run_hooks_warning_only("poststop", poststop, self.hook_state("stopped"))
+        hooks = (self.record.get("hooks") or {}).get("poststop") or [] if poststop else []
+        if hooks:
+            run_hooks_warning_only("poststop", hooks, self.hook_state("stopped"))
         self.store.remove(self.id)
 
     def hook_state(self, status: str | None = None) -> bytes:
@@ -303,22 +303,31 @@ def _release(fifo: int, pidfd: int, container: Container) -> str:
 def delete(store: StateStore, container_id: str, force: bool) -> None:
     """Remove a stopped container (any container with --force) and everything it left."""
     if not store.exists(container_id):
-        if force:
-            store.remove_stale_lock(container_id)  # a create killed before it made the directory
-            return  # runc compatibility: clients call `delete --force` on gone containers
-        raise ContainerNotFound(container_id)
-    with store.lock(container_id):
+        if not force:
+            store.load(container_id)  # says why: no such container, or only its lock file is left
+        else:
+            # runc compatibility: clients call `delete --force` on gone containers.  A lock
+            # file alone is a create killed before it made the directory, or a directory
+            # lost to damage: the record kept in it still names the init and the cgroups.
+            lock = store.lock_if_idle(container_id)
+            if lock is not None:
+                with lock:
+                    _destroy_kept(store, container_id, lock)
+                    store.remove_lock(container_id)
+            return
+    with store.lock(container_id) as lock:
         try:
             container = Container.load(store, container_id)
             if not container.has("cgroup"):  # destroy goes by it (status() checks the rest)
                 raise container.corrupt()
             status = container.status()
-        except OciishError as e:
+        except OciishError:
             # no record (a create killed between mkdir and its first write left only the
-            # directory) or an unreadable one: --force removes what can still be found
-            if not force and not isinstance(e, ContainerNotFound):
+            # directory), a damaged or unreadable one: --force removes what can still be found
+            if not force:
                 raise
-            _destroy_unrecorded(store, container_id)
+            if not _destroy_kept(store, container_id, lock):
+                _destroy_unrecorded(store, container_id)
             store.remove(container_id)
             store.remove_lock(container_id)
             return
@@ -329,22 +338,42 @@ def delete(store: StateStore, container_id: str, force: bool) -> None:
         store.remove_lock(container_id)
 
 
+def _destroy_kept(store: StateStore, container_id: str, lock: Any) -> bool:
+    """Kill the init and remove the cgroups named by the record kept in the lock file (see
+    StateStore.write); False when the lock file kept none.  The poststop hooks of a
+    container whose state is damaged do not run: no state can be given to them."""
+    record = store.kept_record(container_id, lock)
+    if record is None:
+        return False
+    container = Container(store, record)
+    creator = record.get("creator") or {}
+    if record.get("status") == "creating" and P.is_alive(creator.get("pid", 0), creator.get("start")):
+        status = "creating"
+    else:
+        status = "running" if container.pid > 0 and container.init_alive() else "stopped"
+    container.destroy(status, poststop=False)
+    return True
+
+
 def _destroy_unrecorded(store: StateStore, container_id: str) -> None:
-    """Kill and remove the cgroup of a container whose record is missing or unreadable.
+    """Kill and remove the cgroup of a container whose record is missing or unreadable,
+    when the lock file kept no copy of it either.
 
     create saves config.json right after the first record and before it makes anything,
     so its linux.cgroupsPath (or the default path) names the cgroup, under either driver.
     Only a cgroup made since create began is this container's (create fails on a cgroup
     another container is using): an older one at the same path, a live container with
     the same id under another state root, stays.  When create began is the time of the
-    lock file it took (never written to), or else of config.json.
+    lock file it took (when never written to), or else of config.json.
     """
     times = []
     for path in (store.lock_path(container_id), store.path(container_id, CONFIG_FILE)):
         try:
-            times.append(os.stat(path).st_mtime_ns)
+            info = os.stat(path)
         except OSError:
             continue
+        if path == store.path(container_id, CONFIG_FILE) or info.st_size == 0:
+            times.append(info.st_mtime_ns)
     if not os.path.exists(store.path(container_id, CONFIG_FILE)) or not times:
         return  # create died before saving config.json, so before making anything else
     since = times[0]

@@ -17,7 +17,7 @@ from ociish.errors import ConfigError, OciishError
 from ociish.linux import proc as P
 from ociish.process import plan as planner
 from ociish.process.parent import Conversation, InitProcess, spawn
-from ociish.state.store import FIFO_NAME, StateStore, check_id
+from ociish.state.store import FIFO_NAME, ContainerLock, StateStore, check_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
                  "preserve_fds": preserve_fds, "fds": fds},
         cgroup_mounts=_cgroup_mounts(cgroup.dirs),
     )
-    with store.lock(container_id):
+    with store.lock(container_id) as lock:
         if store.exists(container_id):
             raise OciishError(f"container {container_id!r} already exists")
         for warning in plan.pop("warnings"):
@@ -206,9 +206,9 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
             "hooks": {kind: hooks.get(kind) or [] for kind in ("poststart", "poststop")},
         }
         store.make_dir(container_id)
-        store.write(container_id, record)
-        creation = _Creation(store, record, cgroup, config, plan, rlimits)
+        creation = _Creation(store, lock, record, cgroup, config, plan, rlimits)
         try:
+            store.write(container_id, record, lock)
             store.write_file(container_id, "config.json", raw)
             creation.run(console_socket, preserve_fds)
             if pid_file:
@@ -258,9 +258,10 @@ class _Creation:
     """One create in progress: serves the init's requests (a StageZero) and knows what has
     been set up, so that rollback undoes exactly that."""
 
-    def __init__(self, store: StateStore, record: dict[str, Any], cgroup: Any, config: dict[str, Any],
-                 plan: dict[str, Any], rlimits: list[tuple[int, int, int, str]]) -> None:
+    def __init__(self, store: StateStore, lock: ContainerLock, record: dict[str, Any], cgroup: Any,
+                 config: dict[str, Any], plan: dict[str, Any], rlimits: list[tuple[int, int, int, str]]) -> None:
         self.store = store
+        self.lock = lock
         self.record = record
         self.cgroup = cgroup
         self.config = config
@@ -325,7 +326,7 @@ class _Creation:
     def on_pid(self, init: InitProcess) -> None:
         self.record["pid"] = init.pid
         self.record["init_start"] = init.start_time
-        self.store.write(self.id, self.record)
+        self.store.write(self.id, self.record, self.lock)
 
     def at_hooks_point(self, init: InitProcess) -> None:
         """The init waits with its mounts and /dev done (runc's procHooks): apply the limits
@@ -344,7 +345,7 @@ class _Creation:
     def on_created(self, init: InitProcess) -> None:
         self.record["status"] = "created"
         self.record["created"] = rfc3339_now()
-        self.store.write(self.id, self.record)
+        self.store.write(self.id, self.record, self.lock)
 
     def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None:
         state = {"ociVersion": OCI_VERSION, "id": self.id, "status": "creating", "pid": init.pid,

@@ -33,5 +33,10 @@ class ContainerNotFound(OciishError):
         super().__init__(f"container {container_id!r} does not exist")
 
 
+class DamagedState(OciishError):
+    """A container whose state cannot be read (corrupt, replaced, unreadable, missing):
+    every command says so, and `delete --force` removes what can still be found."""
+
+
 class WrongState(OciishError):
     """An operation that the container's current status does not allow."""

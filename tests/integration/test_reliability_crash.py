@@ -75,10 +75,11 @@ STEPS = ("lock-taken", "dir-made", "record-written", "config-saved", "cgroups-ma
          "bootstrap-started", "usermap-written", "init-forked", "pid-recorded", "limits-applied", "hooks-run",
          "rlimits-set", "created-recorded", "pid-file-written")
 INIT_STEPS = ("in-createContainer-hook",)  # the init busy with its own setup when create dies
-# What `list` shows after the kill: nothing before the first record; "stopped" once the
-# creator is dead; "created" once the init was told so (it then waits for start).  At
-# created-recorded the init may not have seen the creator's death yet.
-LISTED: dict[str, set[str | None]] = {"lock-taken": {None}, "dir-made": {None},
+# What `list` shows after the kill: nothing before the directory; "damaged" for the
+# directory without its first record; "stopped" once the creator is dead; "created" once
+# the init was told so (it then waits for start).  At created-recorded the init may not
+# have seen the creator's death yet.
+LISTED: dict[str, set[str | None]] = {"lock-taken": {None}, "dir-made": {"damaged"},
                                       "created-recorded": {"created", "stopped"}, "pid-file-written": {"created"}}
 
 
@@ -107,7 +108,7 @@ def recover(runtime: Runtime, cid: str) -> str | None:
     entries = {c["id"]: c for c in json.loads(listed.stdout) or []}
     status = entries[cid]["status"] if cid in entries else None
     assert set(entries) <= {cid}
-    assert status in (None, "stopped", "created"), status
+    assert status in (None, "damaged", "stopped", "created"), status
     deleted = runtime("delete", "--force", cid)
     assert deleted.returncode == 0 and deleted.stderr == "", deleted.stderr
     return status

@@ -1,10 +1,14 @@
-"""A container whose state.json is truncated, emptied or garbage: every command says so in
-one line, and `delete --force` still removes all of it — its processes and cgroups
-included, found again from the config.json create saved beside the record."""
+"""A container whose state.json is truncated, emptied or garbage, or is replaced by
+something that is no record at all: every command says so in one line, `list` marks it,
+and `delete --force` still removes all of it — its processes and cgroups included, found
+again from the copy of the record kept in its lock file, or from the config.json create
+saved beside the record."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -95,3 +99,58 @@ def test_a_live_container_with_the_same_id_under_another_root_is_spared(runtime:
     assert runtime.state(cid)["status"] == "running"
     runtime("delete", "--force", cid, check=True)
     host.assert_clean([cid], [runtime.root, other.root])
+
+
+# Damage to the files themselves, not to their content.  Root reads a file whatever its
+# mode says: "unreadable" is seen by commands run without CAP_DAC_OVERRIDE and
+# CAP_DAC_READ_SEARCH, as the owner of a state root is who has no such override.
+NO_DAC_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+def _swap_state(directory: Path, make: Callable[[Path], None]) -> None:
+    state = directory / "state.json"
+    copy = directory.parent / f"{directory.name}.copy"  # what a symlink points at: a whole record
+    copy.write_bytes(state.read_bytes())
+    state.unlink()
+    make(state)
+
+
+DAMAGE: dict[str, Callable[[Path], None]] = {
+    "a directory": lambda d: _swap_state(d, lambda p: p.mkdir()),
+    "a fifo": lambda d: _swap_state(d, lambda p: os.mkfifo(p)),  # read without care, every command hangs
+    "a symlink": lambda d: _swap_state(d, lambda p: p.symlink_to(d.parent / f"{d.name}.copy")),
+    "unreadable": lambda d: (d / "state.json").chmod(0),
+    "an empty directory": lambda d: [p.unlink() for p in d.iterdir()],
+    "only the lock file": shutil.rmtree,
+}
+COMMANDS = (("state",), ("start",), ("kill", "KILL"), ("pause",), ("resume",), ("ps",), ("exec", "true"),
+            ("events", "--stats"), ("delete",))
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["created", "running"])
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_state_dir_is_named_listed_and_removed_by_delete_force(
+        runtime: Runtime, bundle: Bundle, host, damage: str, started: bool) -> None:
+    bundle.args("sleep", "1000")
+    cid, other = unique_id("damaged"), unique_id("healthy")
+    for container_id in (cid, other):
+        runtime("create", "--bundle", str(bundle.path), container_id, check=True)
+    if started:
+        runtime("start", cid, check=True)
+    DAMAGE[damage](runtime.root / cid)
+    as_owner = Runtime(runtime.root)
+    if damage == "unreadable":
+        as_owner.command = NO_DAC_OVERRIDE + as_owner.command
+    for args in COMMANDS:
+        result = as_owner(args[0], cid, *args[1:], timeout=20)
+        assert_one_clear_line(result, f"state of container {cid!r} is damaged")
+    listed = as_owner("list", "--format", "json", timeout=20)
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    statuses = {c["id"]: c["status"] for c in json.loads(listed.stdout)}
+    assert statuses == {cid: "damaged", other: "created"}
+    deleted = as_owner("delete", "--force", cid, timeout=20)
+    assert deleted.returncode == 0 and deleted.stderr == "", deleted.stderr
+    (runtime.root / f"{cid}.copy").unlink(missing_ok=True)
+    assert runtime.state(other)["status"] == "created"  # spared
+    runtime("delete", "--force", other, check=True)
+    host.assert_clean([cid, other], [runtime.root], what=f"by delete --force of a container whose state is {damage}")

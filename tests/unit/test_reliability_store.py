@@ -15,7 +15,7 @@ import pytest
 from conftest import record
 from ociish.container import Container, delete, start
 from ociish.create import write_pid_file
-from ociish.errors import ContainerNotFound, OciishError, WrongState
+from ociish.errors import ContainerNotFound, DamagedState, OciishError, WrongState
 from ociish.linux.proc import start_time
 from ociish.state.store import StateStore
 
@@ -66,6 +66,50 @@ def test_delete_force_of_a_missing_container_removes_a_stale_lock_unless_held(st
     finally:
         held.release()
     assert entries(store) == []
+
+
+def test_the_lock_file_keeps_the_record_and_outlives_a_lost_directory(store: StateStore,
+                                                                      sleeper: subprocess.Popen) -> None:
+    rec = record("a", status="running", pid=sleeper.pid, init_start=start_time(sleeper.pid), pid_namespace_new=False)
+    with store.lock("a") as lock:
+        store.make_dir("a")
+        store.write("a", rec, lock)
+        assert store.kept_record("a", lock) == rec
+    store.remove("a")  # the directory lost to damage
+    for operation in (lambda: store.load("a"), lambda: start(store, "a"), lambda: delete(store, "a", force=False)):
+        with pytest.raises(DamagedState, match="only its lock file is left"):
+            operation()
+    assert entries(store) == ["a.lock"] and list(store.ids()) == ["a"]
+    delete(store, "a", force=True)  # kills the init the kept record names
+    assert sleeper.wait(timeout=10) == -signal.SIGKILL
+    assert entries(store) == []
+
+
+def test_a_missing_record_is_damage_only_while_no_command_holds_the_lock(store: StateStore) -> None:
+    store.make_dir("a")  # a create between its mkdir and its first record, or a damaged directory
+    with pytest.raises(DamagedState, match="holds no state.json"):
+        store.load("a")
+    other = StateStore(store.root)  # another command, in the middle of a create or a delete
+    with other.lock("a"):
+        with pytest.raises(ContainerNotFound):
+            store.load("a")
+        with pytest.raises(DamagedState):
+            other.load("a")  # the holder itself knows nobody else is at work
+
+
+def test_a_write_the_host_refuses_leaves_no_temp_file(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    store.make_dir("a")
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OciishError, match="^no space left on device writing the state of 'a'$"):
+        store.write("a", record("a"))
+    monkeypatch.undo()
+    assert os.listdir(store.dir("a")) == []
 
 
 @pytest.mark.parametrize("bad", ["../escape", "a/b", "..", ""])
