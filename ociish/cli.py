@@ -390,12 +390,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ociish import log
+    from ociish import hostfile, log
 
     debug = False
     try:
         args = parse_common(sys.argv[1:] if argv is None else argv) or _parser().parse_args(argv)
         debug = args.debug
+        if args.log:
+            hostfile.refuse_symlink(args.log, "--log")  # before it is configured: the error goes to stderr
         log.configure(args.log, args.log_format, args.debug)
         if args.version:
             sys.stdout.write(f"ociish version {__version__}\nspec: {OCI_VERSION}\n")

@@ -12,7 +12,7 @@ import os
 import pwd
 import time
 
-from ociish import OCI_VERSION, jsonio, log
+from ociish import OCI_VERSION, hostfile, jsonio, log
 from ociish.errors import ConfigError, OciishError
 from ociish.linux import proc as P
 from ociish.process import plan as planner
@@ -141,19 +141,9 @@ def send_seccomp_listener(config: dict[str, Any], state: dict[str, Any], pid: in
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    """Decimal pid, no newline (what conmon and the shim read), replaced atomically."""
-    path = os.path.abspath(path)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(str(pid))
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise OciishError(f"--pid-file {path}: cannot write it: {e.strerror}") from None
+    """Decimal pid, no newline (what conmon and the shim read), replaced atomically and
+    never through a symlink (see ociish.hostfile)."""
+    hostfile.replace(path, str(pid).encode(), "--pid-file")
 
 
 def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str | None = None,
@@ -162,6 +152,8 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
     """Create the container; returns the init's pid."""
     check_id(container_id)
     _sweep_inherited_fds(preserve_fds)
+    if pid_file:
+        hostfile.refuse_symlink(pid_file, "--pid-file")  # before anything is made; written at the end
     bundle = os.path.realpath(bundle)
     config, raw = load_config(bundle)
     rootfs = planner.rootfs_path(config, bundle)

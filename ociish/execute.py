@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from ociish import log
+from ociish import hostfile, log
 from ociish.container import Container
 from ociish.errors import ConfigError, OciishError, WrongState
 from ociish.process import plan as planner
@@ -123,6 +123,8 @@ def exec_process(store: StateStore, container_id: str, proc: dict[str, Any], *, 
     from ociish.create import _sweep_inherited_fds
 
     _sweep_inherited_fds(preserve_fds)
+    if pid_file:
+        hostfile.refuse_symlink(pid_file, "--pid-file")  # before the process starts; written once it runs
     container = Container.load(store, container_id)
     status = container.status()
     if status == "paused" and not ignore_paused:
@@ -178,13 +180,13 @@ def _start(container: Container, config: dict[str, Any], proc: dict[str, Any], c
     try:
         Conversation(chan, child, _Exec(container, config, planner.rlimits(proc))).run()
         _wait_for_execve(chan)
+        if pid_file:
+            write_pid_file(pid_file, child.pid)  # a process nobody can find is not left running
     except BaseException:
         child.kill()
         raise
     finally:
         chan.close()
-    if pid_file:
-        write_pid_file(pid_file, child.pid)
     child.close()
     return child.pid
 

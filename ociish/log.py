@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 
+from ociish import hostfile
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, TextIO
@@ -63,9 +65,23 @@ def _file_log() -> dict[str, Any]:
                     else p.LogfmtRenderer(key_order=["time", "level", "msg"]))
         chain: list[Callable[[Any, str, dict[str, Any]], Any]] = [
             p.add_log_level, p.TimeStamper(fmt="iso", utc=True, key="time"), p.EventRenamer("msg"), renderer]
-        stream: TextIO = open(_settings["file"], "a", buffering=1)
+        stream: TextIO = open(hostfile.open_append(_settings["file"]), "a", buffering=1)
         _file.update(stream=stream, processors=chain)
     return _file
+
+
+def _file_ready() -> bool:
+    """Whether there is a --log file to write to; one that cannot be opened (or is a
+    symlink by now) is reported once on stderr, and lines go there instead."""
+    if not _settings["file"]:
+        return False
+    try:
+        _file_log()
+    except OSError as e:
+        _to_stderr("error", f"--log {_settings['file']}: cannot open it: {e.strerror}")
+        _settings["file"] = None
+        return False
+    return True
 
 
 def _to_file(level: str, msg: str) -> None:
@@ -84,14 +100,14 @@ def _to_stderr(level: str, msg: str) -> None:
 
 def error(msg: str) -> None:
     """Always on stderr (clients relay it) and, as exactly one line, in --log."""
-    if _settings["file"]:
+    if _file_ready():
         _to_file("error", msg.replace("\n", "; "))
     _to_stderr("error", msg)
 
 
 def _note(level: str, msg: str) -> None:
     """Warnings and debug lines go to --log when given, else to stderr."""
-    if _settings["file"]:
+    if _file_ready():
         _to_file(level, msg)
     else:
         _to_stderr(level, msg)

@@ -6,12 +6,15 @@ Each test is named after the class of attack; docs/security.md maps them to the 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -176,6 +179,87 @@ def test_racing_symlink_swap_never_mounts_outside_the_rootfs(runtime: Runtime, b
         thread.join()
     assert [p.name for p in host_target.iterdir()] == ["keep"]
     assert str(host_target) not in Path("/proc/self/mountinfo").read_text()
+
+
+# --- files the runtime writes at a path the client names ------------------------------------
+
+HOLD = 'read go; exec "$@"'  # the runtime's pid is known (and planted) before it starts
+
+
+def run_held(runtime: Runtime, tmp_path: Path, plant: Callable[[int], None], *args: str) -> tuple[int, str]:
+    """Run ociish with ``args`` after ``plant(pid)`` has set traps for the pid it will run as."""
+    with tempfile.TemporaryFile() as err:  # a created init keeps stderr: no pipe
+        proc = subprocess.Popen(["sh", "-c", HOLD, "sh", *runtime.command, *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        plant(proc.pid)
+        proc.communicate(b"go\n", timeout=60)
+        err.seek(0)
+        return proc.returncode, err.read().decode()
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    path = tmp_path / "victim"
+    path.write_text("precious")
+    return path
+
+
+def plant_temp_names(directory: Path, name: str, victim: Path) -> Callable[[int], None]:
+    """Symlinks to the victim at every name a pid-derived temp file of ``name`` could take."""
+    def plant(pid: int) -> None:
+        for candidate in (f"{name}.{pid}.tmp", f".{name}.{pid}.tmp", f"{name}.tmp", f".{name}.tmp"):
+            (directory / candidate).symlink_to(victim)
+    return plant
+
+
+@pytest.mark.parametrize("command", ["create", "exec-detached"])
+def test_pid_file_is_never_written_through_a_symlink(runtime: Runtime, bundle: Bundle, tmp_path: Path,
+                                                     victim: Path, command: str) -> None:
+    """--pid-file in a directory someone else can write: symlinks planted at the temp
+    names the runtime's pid would give, and at the pid file itself, never reach the victim."""
+    directory = tmp_path / "writable-by-the-container"
+    directory.mkdir()
+    pid_file = directory / "pidfile"
+    if command == "create":
+        bundle.args("true")
+        args = lambda cid: ("create", "--bundle", str(bundle.path), "--pid-file", str(pid_file), cid)  # noqa: E731
+    else:
+        bundle.args("sleep", "1000")
+        running = unique_id()
+        runtime("run", "--detach", "--bundle", str(bundle.path), running, check=True)
+        args = lambda cid: ("exec", "--detach", "--pid-file", str(pid_file), running, "sleep", "1000")  # noqa: E731
+
+    cid = unique_id()
+    code, err = run_held(runtime, tmp_path, plant_temp_names(directory, "pidfile", victim), *args(cid))
+    assert code == 0, err
+    assert victim.read_text() == "precious"
+    pid = int(pid_file.read_text())
+    if command == "create":
+        assert pid == runtime.state(cid)["pid"]
+    else:
+        assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x001000\x00"
+    assert sorted(p.name for p in directory.iterdir() if not p.is_symlink()) == ["pidfile"]  # no temp file left
+
+    pid_file.unlink()
+    pid_file.symlink_to(victim)
+    before = runtime.ids()
+    code, err = run_held(runtime, tmp_path, lambda pid: None, *args(unique_id()))
+    assert code == 1 and err.strip() == f"ociish: --pid-file {pid_file}: is a symlink; name the file itself", err
+    assert victim.read_text() == "precious" and pid_file.is_symlink()
+    assert runtime.ids() == before
+    if command != "create":
+        assert len(json.loads(runtime("ps", "--format", "json", running, check=True).stdout)) == 2  # init, first exec
+
+
+def test_log_file_is_never_written_through_a_symlink(runtime: Runtime, bundle: Bundle, tmp_path: Path,
+                                                     victim: Path) -> None:
+    log_file = tmp_path / "log.json"
+    log_file.symlink_to(victim)
+    result = runtime("--log", str(log_file), "--log-format", "json", "create", "--bundle", str(bundle.path),
+                     "no/such/id")
+    assert victim.read_text() == "precious"
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"ociish: --log {log_file}: is a symlink; name the file itself", result.stderr
 
 
 # --- what the default `ociish spec` container may not do -----------------------------------
