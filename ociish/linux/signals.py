@@ -1,4 +1,5 @@
-"""Signal names as kill(1) and runc accept them: 9, KILL, SIGKILL, sigkill, RTMIN+3."""
+"""Signal names as kill(1) and runc accept them: 9, KILL, SIGKILL, sigkill, RTMIN+3; and 0, which
+sends nothing and only checks that the process is alive (kill(2))."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ def parse_signal(text: str) -> int:
     raw = text.strip()
     if raw.isdigit():
         number = int(raw)
-        if 0 < number <= signal.SIGRTMAX:
+        if 0 <= number <= signal.SIGRTMAX:
             return number
         raise ValueError(f"invalid signal number {raw}")
     name = raw.upper()

@@ -11,7 +11,7 @@ import fcntl
 import os
 import resource
 
-from ociish import OCI_VERSION
+from ociish import OCI_VERSION, log
 from ociish.errors import ConfigError, NotSupportedError
 from ociish.linux import caps as C
 from ociish.linux import libc as L
@@ -398,10 +398,15 @@ def capability_sets(spec: dict[str, list[str]], warnings: list[str], available: 
                "effective": "not permitted", "inheritable": "not in the bounding set",
                "ambient": "not both permitted and inheritable"}
     for name, bits in dropped.items():
-        if bits:
-            names = ", ".join(C.CAPABILITIES[n] for n in range(len(C.CAPABILITIES)) if bits >> n & 1)
-            warnings.append(f"process.capabilities.{name}: {names} cannot be granted ({reasons[name]})")
-            masks[name] &= ~bits
+        names = [C.CAPABILITIES[n] for n in range(len(C.CAPABILITIES)) if bits >> n & 1]
+        if name == "ambient":
+            # runc raises what it can and is silent about the rest (`runc spec`'s own config
+            # asks for ambient capabilities it does not make inheritable): one debug line each
+            for cap in names:
+                log.debug(f"process.capabilities.ambient: {cap} cannot be raised ({reasons[name]})")
+        elif names:
+            warnings.append(f"process.capabilities.{name}: {', '.join(names)} cannot be granted ({reasons[name]})")
+        masks[name] &= ~bits
     masks["last"] = C.last_cap()
     return masks
 

@@ -17,7 +17,7 @@ from ociish.safepath import clean
 
 
 @pytest.mark.parametrize("text,number", [
-    ("9", 9), ("KILL", 9), ("SIGKILL", 9), ("sigkill", 9), ("kill", 9), ("TERM", 15), ("SIGUSR1", 10),
+    ("0", 0), ("9", 9), ("KILL", 9), ("SIGKILL", 9), ("sigkill", 9), ("kill", 9), ("TERM", 15), ("SIGUSR1", 10),
     ("RTMIN+3", signal.SIGRTMIN + 3), ("SIGRTMAX-1", signal.SIGRTMAX - 1), ("SIGRTMIN", signal.SIGRTMIN),
 ])
 def test_signal_forms(text: str, number: int) -> None:
@@ -29,7 +29,7 @@ def test_every_signal_name_of_the_signal_module() -> None:
         assert parse_signal(sig.name) == parse_signal(sig.name[3:].lower()) == sig.value
 
 
-@pytest.mark.parametrize("text", ["0", "999", "NOPE", "SIG", "RTMIN+99", "-9", "", "SIG_DFL", "SIG_BLOCK", "NSIG"])
+@pytest.mark.parametrize("text", ["999", "NOPE", "SIG", "RTMIN+99", "-9", "", "SIG_DFL", "SIG_BLOCK", "NSIG"])
 def test_bad_signals(text: str) -> None:
     with pytest.raises(ValueError):
         parse_signal(text)
@@ -75,7 +75,7 @@ def test_capabilities_that_cannot_be_granted_become_warnings() -> None:
     assert sets["inheritable"] == kill and sets["ambient"] == kill
     text = "\n".join(warnings)
     assert "CAP_BOGUS" in text and "CAP_CHOWN cannot be granted" in text
-    assert "CAP_SYS_ADMIN cannot be granted" in text and "CAP_NET_RAW cannot be granted" in text
+    assert "CAP_SYS_ADMIN cannot be granted" in text and "CAP_NET_RAW" not in text  # as runc: silent, but for --debug
 
 
 @pytest.mark.parametrize("path,expected", [
