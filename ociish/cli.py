@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ociish.argv import Option, Positional
 
 NOT_YET = ("checkpoint", "restore")
+EXEC_FAILED = 255
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -213,12 +214,22 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def runc_state(state: dict[str, Any], owner: str) -> dict[str, Any]:
+    """The state as runc prints it: its members in runc's order, annotations only when there
+    are any, and the owner (which runc's `state` leaves empty and its `list` fills)."""
+    shown = {key: state[key] for key in ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created")}
+    if state["annotations"]:
+        shown["annotations"] = dict(sorted(state["annotations"].items()))
+    shown["owner"] = owner
+    return shown
+
+
 def cmd_state(args: argparse.Namespace) -> int:
     from ociish.container import Container
-    from ociish.jsonio import dumps_readable
+    from ociish.jsonio import dumps_go
 
     state = Container.load(_store(args), args.id).state()
-    sys.stdout.write(dumps_readable(state) + "\n")
+    sys.stdout.write(dumps_go(runc_state(state, owner=""), indent="  "))  # no newline after it, as runc's
     return 0
 
 
@@ -259,15 +270,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.quiet:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif args.format == "json":
-        import json
+        from ociish.jsonio import dumps_go
 
-        sys.stdout.write((json.dumps(states) if states else "null") + "\n")
+        sys.stdout.write(dumps_go([runc_state(s, s["owner"]) for s in states] if states else None) + "\n")
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        # runc's tabwriter: columns at least 12 wide, 3 spaces after the longest cell
+        widths = [max(12, 3 + max(len(row[i]) for row in rows)) for i in range(len(rows[0]) - 1)] + [0]
         for row in rows:
-            sys.stdout.write("   ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+            sys.stdout.write("".join(cell.ljust(w) for cell, w in zip(row, widths)) + "\n")
     return 0
 
 
@@ -389,10 +401,17 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def failure_status(command: str | None) -> int:
+    """The exit status of a failure of the runtime itself: 255 for `exec`, as runc's (so a
+    caller can tell it from the status of the process, which exec passes through), else 1."""
+    return EXEC_FAILED if command == "exec" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     from ociish import hostfile, log
 
     debug = False
+    command = None  # a usage error (before the command is known) exits 1, as runc's do
     try:
         args = parse_common(sys.argv[1:] if argv is None else argv) or _parser().parse_args(argv)
         debug = args.debug
@@ -404,10 +423,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.command:
             raise OciishError("a command is required (see ociish --help)")
-        return COMMANDS[args.command](args)
+        command = args.command
+        return COMMANDS[command](args)
     except OciishError as e:
         log.error(e.message)
-        return 1
+        return failure_status(command)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -418,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         log.error(f"internal error: {type(e).__name__}: {e}")
-        return 1
+        return failure_status(command)
 
 
 def leave(code: int) -> NoReturn:
@@ -439,4 +459,3 @@ def leave(code: int) -> NoReturn:
 
 if __name__ == "__main__":
     leave(main())
-

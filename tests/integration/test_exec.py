@@ -133,10 +133,10 @@ def test_exec_errors(runtime: Runtime, bundle: Bundle) -> None:
     while runtime.state(cid)["status"] != "stopped" and time.monotonic() < deadline:
         time.sleep(0.02)
     stopped = runtime("exec", cid, "true")
-    assert stopped.returncode == 1 and "cannot exec" in stopped.stderr and "stopped" in stopped.stderr
+    assert stopped.returncode == 255 and "cannot exec" in stopped.stderr and "stopped" in stopped.stderr
 
 
 def test_missing_command_in_exec_is_reported(runtime: Runtime, running: str) -> None:
     result = runtime("exec", running, "no-such-command")
-    assert result.returncode == 1
+    assert result.returncode == 255
     assert "executable file not found in $PATH" in result.stderr
