@@ -47,8 +47,10 @@ def load_config(bundle: str) -> tuple[dict[str, Any], bytes]:
 
 
 def rfc3339_now() -> str:
+    """UTC now as Go's RFC3339Nano, as runc records it: no trailing zeros in the fraction."""
     ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+    fraction = f".{ns % 1_000_000_000:09d}".rstrip("0").rstrip(".")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + fraction + "Z"
 
 
 def _sweep_inherited_fds(preserve_fds: int) -> None:

@@ -46,8 +46,6 @@ class _ScannerContext:
 
 _scan = _json.make_scanner(_ScannerContext())
 _encode = _json.make_encoder(None, _refuse_type, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
-_encode_spaced = _json.make_encoder(None, _refuse_type, _json.encode_basestring_ascii, None, ": ", ", ",
-                                    False, False, False)
 _encode_unicode = _json.make_encoder(None, _refuse_type, _json.encode_basestring, None, ":", ",", False, False, False)
 _WHITESPACE = " \t\n\r"
 
@@ -95,8 +93,37 @@ def dumps(value: Any) -> bytes:
     return "".join(_encode(value, 0)).encode()
 
 
-def dumps_readable(document: dict[str, Any]) -> str:
-    """An object with one member a line, as `runc state` prints it (values stay compact)."""
-    members = (f'  {"".join(_encode_spaced(key, 0))}: {"".join(_encode_spaced(value, 0))}'
-               for key, value in document.items())
-    return "{\n" + ",\n".join(members) + "\n}"
+# Go's encoding/json escapes, which runc's outputs have: control characters as \u00XX (but
+# \n, \r, \t), and <, >, &, U+2028 and U+2029 as \u escapes too.
+_GO_ESCAPES = {**{code: f"\\u{code:04x}" for code in range(0x20)}, **{ord(c): f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"},
+               ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord('"'): '\\"', ord("\\"): "\\\\"}
+
+
+def dumps_go(value: Any, indent: str | None = None) -> str:
+    """JSON as runc (Go's json.Marshal, or MarshalIndent with ``indent``) writes it: keys in
+    the given order, no spaces when compact, ``"key": value`` and empty containers as ``{}``
+    and ``[]`` when indented, the escapes above."""
+    return _go(value, indent, 0)
+
+
+def _go(value: Any, indent: str | None, level: int) -> str:
+    if isinstance(value, str):
+        return '"' + value.translate(_GO_ESCAPES) + '"'
+    if value is True or value is False or value is None:
+        return "true" if value else "false" if value is False else "null"
+    if isinstance(value, (int, float)):
+        return "".join(_encode(value, 0))
+    if isinstance(value, dict):
+        items = [_go(str(k), None, 0) + (":" if indent is None else ": ") + _go(v, indent, level + 1)
+                 for k, v in value.items()]
+        return _go_join("{", items, "}", indent, level)
+    if isinstance(value, (list, tuple)):
+        return _go_join("[", [_go(v, indent, level + 1) for v in value], "]", indent, level)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _go_join(opening: str, items: list[str], closing: str, indent: str | None, level: int) -> str:
+    if indent is None or not items:
+        return opening + ",".join(items) + closing
+    inner = "\n" + indent * (level + 1)
+    return opening + inner + ("," + inner).join(items) + "\n" + indent * level + closing

@@ -28,7 +28,7 @@ def test_create_start_kill_delete_walks_every_status(runtime: Runtime, bundle: B
     assert state["status"] == "created"
     assert state["id"] == cid and state["bundle"] == str(bundle.path)
     assert state["pid"] > 0 and Path(f"/proc/{state['pid']}").exists()
-    assert state["rootfs"] == str(bundle.rootfs) and state["created"].endswith("Z") and state["owner"] == "root"
+    assert state["rootfs"] == str(bundle.rootfs) and state["created"].endswith("Z") and state["owner"] == ""
     runtime("start", cid, check=True)
     assert runtime.state(cid)["status"] == "running"
     runtime("kill", cid, "KILL", check=True)

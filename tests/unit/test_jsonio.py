@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ociish import jsonio
@@ -30,8 +32,17 @@ def test_a_corrupt_record_is_a_value_error(text: str) -> None:
         jsonio.loads_record(text)
 
 
-def test_records_round_trip_and_print_one_member_a_line() -> None:
+def test_records_round_trip() -> None:
     record = {"id": "c", "pid": 7, "annotations": {"k": "é"}, "init_start": None, "ok": True}
     assert jsonio.loads_record(jsonio.dumps(record).decode()) == record
-    assert jsonio.dumps_readable(record) == ('{\n  "id": "c",\n  "pid": 7,\n  "annotations": {"k": "\\u00e9"},\n'
-                                             '  "init_start": null,\n  "ok": true\n}')
+
+
+def test_go_json_as_runc_writes_it() -> None:
+    """Go's json.Marshal/MarshalIndent: the escapes of <, >, & and controls, raw UTF-8,
+    empty containers on one line, no spaces when compact."""
+    document = {"id": "a&b", "pid": 7, "none": None, "ok": False, "s": "<\u00e9>\n\x01\u2028", "e": {}, "l": [],
+                "n": {"k": [1, True]}}
+    assert jsonio.dumps_go(document) == ('{"id":"a\\u0026b","pid":7,"none":null,"ok":false,'
+                                         '"s":"\\u003c\u00e9\\u003e\\n\\u0001\\u2028","e":{},"l":[],"n":{"k":[1,true]}}')
+    assert jsonio.dumps_go({"e": {}, "n": {"k": [1]}}, indent="\t") == '{\n\t"e": {},\n\t"n": {\n\t\t"k": [\n\t\t\t1\n\t\t]\n\t}\n}'
+    assert json.loads(jsonio.dumps_go(document, indent="  ")) == document
