@@ -1,5 +1,10 @@
 """`ociish spec`: a default config.json a user can edit, for a root or rootless container.
 
+It is what `runc spec` writes on the same host, byte for byte, but for three members:
+ociVersion (the spec version ociish implements), the hostname (the runtime's name, as
+runc's is "runc"), and /sys/devices/virtual/powercap among the masked paths (as runc
+1.2 and later mask it: energy readings leak what other processes compute).
+
 The options of `ociish spec` (args, mounts, limits, …) change these defaults through
 `ociish.bundle.ConfigBuilder`, which other tools use the same way."""
 
@@ -35,19 +40,20 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
     if rootless:
         mounts.append({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
     else:
-        mounts += [
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-        ]
-    namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")]
-    linux: dict[str, Any] = {"namespaces": namespaces, "maskedPaths": list(MASKED_PATHS), "readonlyPaths": list(READONLY_PATHS)}
+        mounts.append({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]})
+    mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+    # a cgroup namespace only where the host is on cgroup v2 alone, as runc does
+    types = ["pid", "network", "ipc", "uts", "mount"] + (["cgroup"] if _unified_cgroups() else [])
+    linux: dict[str, Any] = {}
     if rootless:
-        namespaces.remove({"type": "network"})
-        namespaces.append({"type": "user"})
+        types.remove("network")
+        types.append("user")
         linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
     else:
         linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+    linux.update(namespaces=[{"type": t} for t in types], maskedPaths=list(MASKED_PATHS),
+                 readonlyPaths=list(READONLY_PATHS))
     return {
         "ociVersion": OCI_VERSION,
         "process": {
@@ -56,7 +62,7 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
             "args": ["sh"],
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
             "cwd": "/",
-            "capabilities": {name: list(DEFAULT_CAPS) for name in ("bounding", "effective", "permitted")},
+            "capabilities": {name: list(DEFAULT_CAPS) for name in ("bounding", "effective", "permitted", "ambient")},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
         },
@@ -67,9 +73,19 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
     }
 
 
+def _unified_cgroups() -> bool:
+    from ociish.cgroups.detect import detect_mode
+
+    try:
+        return detect_mode() == "v2"
+    except OciishError:
+        return False
+
+
 def write_config(bundle: str, config: dict[str, Any]) -> str:
-    """Write <bundle>/config.json, refusing to overwrite an existing one (as runc does)."""
-    import orjson
+    """Write <bundle>/config.json as runc does: tab-indented, no newline at the end, never
+    over an existing file."""
+    from ociish.jsonio import dumps_go
 
     path = os.path.join(bundle, "config.json")
     try:
@@ -79,5 +95,5 @@ def write_config(bundle: str, config: dict[str, Any]) -> str:
     except OSError as e:
         raise OciishError(f"cannot write {path}: {e.strerror}") from None
     with os.fdopen(fd, "wb") as f:
-        f.write(orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n")
+        f.write(dumps_go(config, indent="\t").encode())
     return path

@@ -29,8 +29,9 @@ def config() -> dict[str, Any]:
 
 def test_default_config_plan(config: dict[str, Any]) -> None:
     p = plan(config)
+    cgroup = L.CLONE_NEWCGROUP if {"type": "cgroup"} in config["linux"]["namespaces"] else 0  # cgroup v2 hosts
     assert p["unshare_flags"] == (L.CLONE_NEWPID | L.CLONE_NEWNET | L.CLONE_NEWIPC | L.CLONE_NEWUTS
-                                  | L.CLONE_NEWNS | L.CLONE_NEWCGROUP)
+                                  | L.CLONE_NEWNS | cgroup)
     assert not p["new_userns"] and p["mount_ns"] and p["readonly"]
     assert [d["path"] for d in p["devices"]] == ["/dev/null", "/dev/zero", "/dev/full", "/dev/random",
                                                   "/dev/urandom", "/dev/tty"]
