@@ -361,6 +361,8 @@ def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
         if plan["lsm_exec"]:
             _write_exec_label(plan["procfs"], *plan["lsm_exec"])
         os.close(plan["procfs"])
+        if plan["hooks"].get("startContainer"):
+            _load_late_seccomp(plan)  # the hooks are the image's code: under the filter, as runc runs them
         _run_hooks(plan, "startContainer", "created")
         _execve(plan)
     except BaseException as e:  # noqa: BLE001 - tell `start` (or the container's stderr) why
@@ -385,10 +387,16 @@ def _execve(plan: dict[str, Any]) -> NoReturn:
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
     L.close_range_cloexec(3 + plan["preserve_fds"])
     env = _env_dict(proc["env"])
-    seccomp = plan["seccomp"]
-    if seccomp and proc["no_new_privileges"] and not seccomp["listener"]:
-        _load_seccomp(plan, None)  # the last step: only execve runs under the filter
+    _load_late_seccomp(plan)  # the last step: only execve (and startContainer hooks) run under the filter
     os.execve(plan["executable"], proc["args"], env)
+
+
+def _load_late_seccomp(plan: dict[str, Any]) -> None:
+    """With no_new_privs (and no listener to pass on) the filter comes as late as it can, once."""
+    seccomp = plan["seccomp"]
+    if seccomp and plan["process"]["no_new_privileges"] and not seccomp["listener"] and not seccomp.get("loaded"):
+        _load_seccomp(plan, None)
+        seccomp["loaded"] = True
 
 
 def _exec_child(plan: dict[str, Any], chan: Channel) -> NoReturn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 
 from ociish.errors import ConfigError, NotSupportedError
 
@@ -148,7 +149,73 @@ def compile_filter(spec: dict[str, Any]) -> dict[str, Any]:
         program = _export(flt)
     except OSError as e:
         raise ConfigError(f"config.json: linux.seccomp: libseccomp could not build the filter: {e.strerror}") from None
+    if _needs_enosys_stub(spec):
+        program = enosys_stub(_newest_named(lib, spec)) + program
     return {"bpf": program, "flags": flags, "listener": uses_notify, "skipped": skipped}
+
+
+def _needs_enosys_stub(spec: dict[str, Any]) -> bool:
+    """Only a default that would refuse a new syscall otherwise than with ENOSYS needs it."""
+    default = spec["defaultAction"]
+    if default in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
+        return False
+    return not (default == "SCMP_ACT_ERRNO" and spec.get("defaultErrnoRet") == errno.ENOSYS)
+
+
+def _newest_named(lib: Any, spec: dict[str, Any]) -> dict[int, int]:
+    """Audit architecture → the highest syscall number the profile names on it, for each
+    architecture the profile lists (none listed: no stub, as with runc; x32 aside: its calls
+    share x86_64's audit architecture, and the stub leaves them to the filter)."""
+    arches = {_arch(lib, name, i) for i, name in enumerate(spec.get("architectures") or [])}
+    names = {name for rule in spec.get("syscalls") or [] for name in rule["names"]}
+    newest = {}
+    for arch in arches - {lib.Arch.X32}:
+        numbers = [number for name in names if (number := lib.resolve_syscall(arch, name)) >= 0]
+        if numbers:
+            newest[arch] = max(numbers)
+    return newest
+
+
+# classic BPF, as seccomp runs it
+_LD_W_ABS, _JMP_JA, _JMP_JEQ_K, _JMP_JGT_K, _JMP_JSET_K, _RET_K = 0x20, 0x05, 0x15, 0x25, 0x45, 0x06
+_SECCOMP_RET_ERRNO = 0x00050000
+_OFFSET_NR, _OFFSET_ARCH = 0, 4  # struct seccomp_data
+_X32_SYSCALL_BIT = 0x40000000
+_AUDIT_ARCH_X86_64 = 0xC000003E
+
+
+def enosys_stub(newest: dict[int, int]) -> bytes:
+    """A BPF prefix for the filter: on each architecture, a syscall numbered above every one
+    the profile names fails with ENOSYS, as runc's stub does: it is newer than the profile,
+    which cannot have meant to refuse it, and a libc falls back on ENOSYS (clone3 → clone,
+    faccessat2 → faccessat) where EPERM would be a failure.  Anything else goes on to the
+    filter itself, which starts right after the prefix.
+
+    The layout: load the architecture; one jump per architecture to its block, else to the
+    filter; the blocks (load the number, compare); one shared "return ENOSYS".
+    """
+    if not newest:
+        return b""
+    arches = sorted(newest)
+    blocks = [2 + (arch == _AUDIT_ARCH_X86_64) for arch in arches]  # their lengths
+    enosys = 1 + len(arches) + 1 + sum(blocks)
+    filter_start = enosys + 1
+    program: list[tuple[int, int, int, int]] = [(_LD_W_ABS, 0, 0, _OFFSET_ARCH)]
+
+    def jump(target: int) -> int:  # BPF jumps are relative to the next instruction
+        return target - len(program) - 1
+
+    block_start = 1 + len(arches) + 1
+    for index, arch in enumerate(arches):
+        program.append((_JMP_JEQ_K, jump(block_start + sum(blocks[:index])), 0, arch))
+    program.append((_JMP_JA, 0, 0, jump(filter_start)))
+    for arch in arches:
+        program.append((_LD_W_ABS, 0, 0, _OFFSET_NR))
+        if arch == _AUDIT_ARCH_X86_64:  # x32's calls: the filter's business
+            program.append((_JMP_JSET_K, jump(filter_start), 0, _X32_SYSCALL_BIT))
+        program.append((_JMP_JGT_K, jump(enosys), jump(filter_start), newest[arch]))
+    program.append((_RET_K, 0, 0, _SECCOMP_RET_ERRNO | errno.ENOSYS))
+    return b"".join(struct.pack("=HBBI", code, jt, jf, k) for code, jt, jf, k in program)
 
 
 def _add_rule(flt: Any, action: int, number: int, conditions: list[Any]) -> None:
