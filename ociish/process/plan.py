@@ -70,14 +70,20 @@ _NOT_SUPPORTED = (
 
 
 def rootfs_path(config: dict[str, Any], bundle: str) -> str:
-    """Absolute rootfs path (root.path is absolute or relative to the bundle); must be a directory."""
+    """Absolute rootfs path (root.path is absolute or relative to the resolved bundle);
+    must be a directory reached through no symlink, as runc requires: the path recorded
+    and shown in the state is then the one the container really has."""
     root = config.get("root")
     if not isinstance(root, dict) or not root.get("path"):
         raise ConfigError("config.json: root.path: missing required field")
     path = os.path.normpath(os.path.join(bundle, root["path"]))
     if not os.path.isdir(path):
         raise ConfigError(f"config.json: root.path: {root['path']!r}: no directory at {path}")
-    return os.path.realpath(path)
+    real = os.path.realpath(path)
+    if real != path:
+        raise ConfigError(f"config.json: root.path: {root['path']!r}: {path} is reached through a symlink "
+                          f"(it resolves to {real}); name the directory itself")
+    return path
 
 
 def namespaces(config: dict[str, Any]) -> dict[str, str | None]:

@@ -70,6 +70,27 @@ def test_missing_rootfs(runtime: Runtime, bundle: Bundle) -> None:
     assert_clean_failure(runtime, bundle, "root.path")
 
 
+@pytest.mark.parametrize("where", ["root.path itself", "a directory on the way"])
+def test_a_symlinked_root_path_is_refused(runtime: Runtime, bundle: Bundle, tmp_path: Path, where: str) -> None:
+    """As runc: the rootfs must be named by its real path (the bundle may be reached through one)."""
+    if where == "root.path itself":
+        (bundle.path / "rootfs-link").symlink_to("rootfs")
+        bundle.config["root"]["path"] = "rootfs-link"
+    else:
+        (tmp_path / "link").symlink_to(bundle.path)
+        bundle.config["root"]["path"] = str(tmp_path / "link" / "rootfs")
+    bundle.write()
+    err = assert_clean_failure(runtime, bundle, "config.json: root.path: ")
+    assert f"resolves to {bundle.rootfs}" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_bundle_reached_through_a_symlink_runs(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    (tmp_path / "bundle-link").symlink_to(bundle.path)
+    bundle.args("true")
+    result = runtime("run", "--bundle", str(tmp_path / "bundle-link"), unique_id())
+    assert result.returncode == 0, result.stderr
+
+
 def test_missing_config(runtime: Runtime, tmp_path: Path) -> None:
     result = runtime("create", "--bundle", str(tmp_path), unique_id())
     assert result.returncode == 1 and "config.json: no such file" in result.stderr
