@@ -6,15 +6,17 @@ saved beside the record."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
-from conftest import Bundle, Runtime, unique_id
+from conftest import Bundle, Runtime, cgroup_dirs, unique_id
 
 CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
     "empty": lambda data: b"",
@@ -154,3 +156,70 @@ def test_a_damaged_state_dir_is_named_listed_and_removed_by_delete_force(
     assert runtime.state(other)["status"] == "created"  # spared
     runtime("delete", "--force", other, check=True)
     host.assert_clean([cid, other], [runtime.root], what=f"by delete --force of a container whose state is {damage}")
+
+
+# ------------------------------------------------------------------ a full or read-only state root
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs to hold a state root (asked for before `host`, which then counts it
+    among the mounts that were there before)."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_state_root_fails_every_write_of_create_in_one_line_and_leaves_nothing(
+        small_tmpfs: Path, host, bundle: Bundle) -> None:
+    """From a full disk up, one page more each time, until a create fits: each write of
+    create (the record's copy in the lock file, state.json, config.json, the records
+    that follow) meets a full disk once, and each is undone."""
+    bundle.args("sleep", "1000")
+    filler = fill(small_tmpfs)
+    full = filler.stat().st_size
+    runtime = Runtime(small_tmpfs / "state")
+    failures = 0
+    for free in range(0, full, 4096):
+        os.truncate(filler, full - free)
+        cid = unique_id("full")
+        result = runtime("create", "--bundle", str(bundle.path), cid)
+        if result.returncode == 0:
+            break
+        assert_one_clear_line(result, f"no space left on device writing the state of {cid!r}")
+        assert os.listdir(runtime.root) == [] and not cgroup_dirs(cid), f"left behind with {free} bytes free"
+        failures += 1
+    else:
+        pytest.fail("create never fitted in the state root")
+    assert failures >= 3, failures
+    assert runtime.state(cid)["status"] == "created"
+    runtime("delete", "--force", cid, check=True)
+    host.assert_clean([cid], [runtime.root])
+
+
+def test_a_read_only_state_root_fails_create_in_one_line_and_leaves_nothing(
+        small_tmpfs: Path, host, bundle: Bundle) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
+    runtime = Runtime(small_tmpfs)
+    cid = unique_id("ro")
+    result = runtime("create", "--bundle", str(bundle.path), cid)
+    assert_one_clear_line(result, f"read-only file system writing the state of {cid!r}")
+    assert os.listdir(small_tmpfs) == [] and not cgroup_dirs(cid)
+    host.assert_clean([cid], [runtime.root])
