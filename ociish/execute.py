@@ -205,5 +205,5 @@ def _wait(pid: int, relay_from: int) -> int:
     """Foreground: forward signals, relay the terminal, exit with the process's status."""
     from ociish.run import SignalsForwarded, relay_and_wait
 
-    with SignalsForwarded(pid):
-        return relay_and_wait(pid, relay_from)
+    with SignalsForwarded(pid) as forwarding:
+        return relay_and_wait(pid, relay_from, forwarding)

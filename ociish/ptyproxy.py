@@ -35,6 +35,18 @@ def console_socket() -> Iterator[tuple[str, socket.socket]]:
             server.close()
 
 
+def has_terminal() -> bool:
+    """Whether there is a terminal to relay a container's pty to: stdin is one, or the
+    process has a controlling terminal (runc asks the same of /dev/tty)."""
+    if os.isatty(0):
+        return True
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
+    except OSError:
+        return False
+    return True
+
+
 def receive_master(server: socket.socket) -> int:
     conn, _ = server.accept()
     with conn:
@@ -58,7 +70,7 @@ def relay(master: int) -> None:
     saved = None
     if os.isatty(stdin):
         saved = termios.tcgetattr(stdin)
-        tty.setraw(stdin)
+        tty.setraw(stdin, termios.TCSANOW)  # not TCSAFLUSH: what was typed ahead reaches the container
         _copy_size(master)
         signal.signal(signal.SIGWINCH, lambda *_: _copy_size(master))
     inputs = [master, stdin]

@@ -2,7 +2,8 @@
 
 In the foreground ociish stays the container init's parent (a child subreaper since
 create), forwards the signals it receives to it, and exits with its status: the exit
-code, or 128+N when signal N killed it, as runc does.
+code, or 128+N when signal N killed it, as runc does.  A terminal container needs a
+terminal to relay: without one, run refuses it before creating anything.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 FORWARDED = tuple(s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
                                                           signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
+# those whose default action ends the process (the rest default to being ignored, or to continuing)
+ENDING = frozenset(FORWARDED) - {signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
 
 
 def run(store: StateStore, container_id: str, bundle: str, *, detach: bool, keep: bool, **create_options: Any) -> int:
@@ -28,6 +31,11 @@ def run(store: StateStore, container_id: str, bundle: str, *, detach: bool, keep
         raise OciishError("run: --console-socket needs --detach")
     if not detach and _wants_terminal(bundle):
         from ociish import ptyproxy
+
+        if not ptyproxy.has_terminal():
+            raise OciishError("config.json: process.terminal is true, but run has no terminal to relay (stdin is "
+                              "not one and there is no controlling terminal): run it from a terminal, use --detach "
+                              "with --console-socket, or set process.terminal to false")
 
         with ptyproxy.console_socket() as (path, server):
             pid = create(store, container_id, bundle, **dict(create_options, console_socket=path))
@@ -55,11 +63,11 @@ def _wants_terminal(bundle: str) -> bool:
 def _start_and_wait(store: StateStore, container_id: str, pid: int, *, detach: bool, keep: bool,
                     relay_from: int) -> int:
     try:
-        with SignalsForwarded(pid, forward=not detach):
+        with SignalsForwarded(pid, forward=not detach) as forwarding:
             start(store, container_id)
             if detach:
                 return 0
-            return relay_and_wait(pid, relay_from)
+            return relay_and_wait(pid, relay_from, forwarding)
     except BaseException:
         if not detach or not _running(store, container_id):
             delete(store, container_id, force=True)
@@ -71,20 +79,35 @@ def _start_and_wait(store: StateStore, container_id: str, pid: int, *, detach: b
 
 class SignalsForwarded:
     """While the block runs, the signals a foreground `run` or `exec` receives go on to
-    ``pid`` (through a pidfd, so a recycled pid is never signalled)."""
+    ``pid`` (through a pidfd, so a recycled pid is never signalled).
+
+    The kernel drops a signal sent to the init of a pid namespace that neither catches
+    nor ignores it, so a `sleep` or a shell script without a trap would outlive the
+    SIGTERM or ^C meant to end it, and `run` with it.  For such a signal the default
+    action is carried out instead (SIGKILL), and `run` exits 128+N as if N had killed
+    the process: it gets what it would get outside a pid namespace of its own.
+    """
 
     def __init__(self, pid: int, *, forward: bool = True) -> None:
+        self.pid = pid
         self.pidfd = os.pidfd_open(pid)
+        self.ended_by = 0  # the signal whose default action was carried out
         self.previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED} if forward else {}
 
     def _forward(self, signum: int, _frame: Any) -> None:
         try:
             signal.pidfd_send_signal(self.pidfd, signum)
+            if signum in ENDING and _dropped_by_init(self.pid, signum):
+                self.ended_by = self.ended_by or signum
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
         except OSError:
             pass
 
-    def __enter__(self) -> None:
-        pass
+    def exit_status(self, status: int) -> int:
+        return 128 + self.ended_by if self.ended_by and status == 128 + signal.SIGKILL else status
+
+    def __enter__(self) -> "SignalsForwarded":
+        return self
 
     def __exit__(self, *_exc: object) -> None:
         for sig, handler in self.previous.items():
@@ -92,13 +115,27 @@ class SignalsForwarded:
         os.close(self.pidfd)
 
 
-def relay_and_wait(pid: int, relay_from: int) -> int:
+def relay_and_wait(pid: int, relay_from: int, forwarding: SignalsForwarded) -> int:
     """Relay the console (if any) until the process ends; its exit status."""
     if relay_from >= 0:
         from ociish import ptyproxy
 
         ptyproxy.relay(relay_from)
-    return _wait(pid)
+    return forwarding.exit_status(_wait(pid))
+
+
+def _dropped_by_init(pid: int, signum: int) -> bool:
+    """Whether ``pid`` is the init of its pid namespace and has no handler for ``signum``
+    and does not ignore it (the kernel then drops the signal: pid_namespaces(7))."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            fields = dict(line.split(b":", 1) for line in f.read().splitlines() if b":" in line)
+        if fields[b"NSpid"].split()[-1] != b"1":
+            return False
+        handled = int(fields[b"SigCgt"], 16) | int(fields[b"SigIgn"], 16)
+    except (OSError, KeyError, ValueError, IndexError):
+        return False
+    return not handled & (1 << (signum - 1))
 
 
 def _wait(pid: int) -> int:

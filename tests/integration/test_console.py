@@ -1,13 +1,31 @@
-"""terminal: true with --console-socket: the pty master reaches the client over SCM_RIGHTS."""
+"""terminal: true with --console-socket: the pty master reaches the client over SCM_RIGHTS;
+in the foreground, `run` relays the container's pty to its own terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
 import select
 import socket
+import subprocess
 from pathlib import Path
+from typing import Iterator
 
 from conftest import Bundle, Runtime, unique_id
+
+
+@contextlib.contextmanager
+def typed_on_a_terminal(text: str) -> Iterator[int]:
+    """A terminal (the slave of a fresh pty) with ``text`` already typed on it: the stdin
+    of a foreground `run`, as a user's terminal would be."""
+    master, slave = pty.openpty()
+    try:
+        os.write(master, text.encode())
+        yield slave
+    finally:
+        os.close(slave)
+        os.close(master)
 
 
 def read_until_closed(fd: int, timeout: float = 10.0) -> bytes:
@@ -73,13 +91,25 @@ def test_foreground_run_relays_a_terminal(runtime: Runtime, bundle: Bundle, tmp_
     """`run` without --detach of a terminal container: ociish takes the pty master itself."""
     bundle.config["process"]["terminal"] = True
     bundle.shell("tty; read line; echo got:$line; exit 3")
-    stdin = tmp_path / "stdin"
-    stdin.write_text("hello\n")
-    with stdin.open() as f:
-        result = runtime("run", "--bundle", str(bundle.path), unique_id(), stdin=f)
+    with typed_on_a_terminal("hello\n") as terminal:
+        result = runtime("run", "--bundle", str(bundle.path), unique_id(), stdin=terminal)
     assert result.returncode == 3
     assert "/dev/pts/0" in result.stdout and "got:hello" in result.stdout
     assert runtime.ids() == []
+
+
+def test_foreground_run_of_a_terminal_without_one_fails_at_once(runtime: Runtime, bundle: Bundle, host) -> None:
+    """No terminal on stdin and none controlling (a new session): an interactive shell
+    would wait on its pty forever; run refuses before it creates anything, as runc does."""
+    bundle.config["process"]["terminal"] = True
+    bundle.args("sh")
+    cid = unique_id()
+    result = runtime("run", "--bundle", str(bundle.path), cid, stdin=subprocess.DEVNULL, start_new_session=True,
+                     timeout=20)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "process.terminal" in lines[0], result.stderr
+    assert runtime.ids() == []
+    host.assert_clean([cid], [runtime.root])
 
 
 def test_the_pty_keeps_the_devpts_group_for_a_non_root_user(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
@@ -90,8 +120,8 @@ def test_the_pty_keeps_the_devpts_group_for_a_non_root_user(runtime: Runtime, bu
     bundle.shell('stat -c "owner=%u:%g" "$(tty)"; read line')
     stdin = tmp_path / "stdin"
     stdin.write_text("\n")
-    with stdin.open() as f:
-        result = runtime("run", "--bundle", str(bundle.path), unique_id(), stdin=f)
+    with typed_on_a_terminal("\n") as terminal:
+        result = runtime("run", "--bundle", str(bundle.path), unique_id(), stdin=terminal)
     assert result.returncode == 0, result.stderr
     assert "owner=1000:5" in result.stdout
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Bundle, Runtime, unique_id
-from test_console import read_until_closed
+from test_console import read_until_closed, typed_on_a_terminal
 
 NAMESPACES = ("pid", "net", "ipc", "uts", "mnt", "cgroup")
 
@@ -42,7 +42,7 @@ def test_the_process_of_run_and_exec_leads_its_own_session(runtime: Runtime, bun
     bundle.shell(script)
     stdin = tmp_path / "stdin"
     stdin.write_text("\n")
-    with stdin.open() as f:
+    with typed_on_a_terminal("\n") if tty else stdin.open() as f:  # a terminal run needs a terminal
         result = runtime("run", "--bundle", str(bundle.path), unique_id(), stdin=f)
     assert result.returncode == 0 and result.stdout.split() == ["1", "1", "1"], result
     bundle.config["process"]["terminal"] = False

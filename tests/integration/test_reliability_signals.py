@@ -59,3 +59,17 @@ def test_run_exits_128_plus_n_when_the_signal_kills_the_process(runtime: Runtime
     proc.send_signal(number)  # to sh before its exec, or to sleep after: the same death
     assert proc.wait(timeout=20) == 128 + number
     host.assert_clean([cid], [runtime.root])
+
+
+@pytest.mark.parametrize("name", DEADLY)
+def test_run_ends_an_init_without_a_handler_as_the_signal_would(runtime: Runtime, bundle: Bundle, host,
+                                                                tmp_path: Path, name: str) -> None:
+    """The init of a pid namespace never gets a signal it has no handler for (the kernel
+    drops it): `run` carries out the default action instead and exits 128+N."""
+    number = signal.Signals[f"SIG{name}"].value
+    bundle.shell("echo ready; exec sleep 1000")
+    out = tmp_path / "out"
+    proc, cid = start_run(runtime, bundle, out)
+    proc.send_signal(number)
+    assert proc.wait(timeout=20) == 128 + number
+    host.assert_clean([cid], [runtime.root])
