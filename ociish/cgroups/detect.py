@@ -8,7 +8,6 @@ the same for a fake tree in a test directory.
 from __future__ import annotations
 
 import os
-import re
 from collections import namedtuple
 
 from ociish.errors import OciishError
@@ -32,6 +31,10 @@ class Hierarchies(namedtuple("Hierarchies", "mode v1 unified")):
 
 def _unescape(text: str) -> str:
     """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
+    if "\\" not in text:
+        return text  # the usual case, without importing re (and the enum it imports)
+    import re
+
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
 

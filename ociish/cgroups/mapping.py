@@ -14,7 +14,6 @@ zero values; pids.limit 0 is a real limit as the spec requires.
 from __future__ import annotations
 
 import math
-import re
 from collections import namedtuple
 
 from ociish.cgroups import devices
@@ -172,18 +171,17 @@ def _cpu_values(cpu: dict[str, Any]) -> dict[str, int | None]:
     return values
 
 
-_PAGE_SIZE = re.compile(r"[1-9][0-9]*[KMGTPE]?B")
-
-
 def _hugepages(resources: dict[str, Any]) -> list[tuple[str, str, int]]:
     """(field, pageSize, limit) per entry, pageSize in the kernel's `2MB`/`1GB` spelling."""
     out = []
     for i, entry in enumerate(_list(resources, "hugepageLimits", f"{R}.hugepageLimits")):
+        import re  # here, not at the top: a config without hugepage limits is mapped without re (enum)
+
         field = f"{R}.hugepageLimits[{i}]"
         if not isinstance(entry, dict):
             raise ConfigError(f"{field}: expected an object, got {entry!r}")
         size = entry.get("pageSize")
-        if not isinstance(size, str) or not _PAGE_SIZE.fullmatch(size):
+        if not isinstance(size, str) or not re.fullmatch(r"[1-9][0-9]*[KMGTPE]?B", size):
             raise ConfigError(f"{field}.pageSize: expected a size like '2MB' or '1GB', got {size!r}")
         out.append((field, size, _int(entry.get("limit"), f"{field}.limit", 0)))
     return out
@@ -461,15 +459,14 @@ def _v2_io(blkio: dict[str, Any]) -> list[Write]:
     return writes
 
 
-_UNIFIED_KEY = re.compile(r"[a-z_][a-z0-9_]*\.[A-Za-z0-9_.\-]+")
-
-
 def _unified(resources: dict[str, Any]) -> list[Write]:
     """`unified` keys are file names written verbatim, after everything else."""
     writes = []
     for key, value in (_section(resources, "unified", f"{R}.unified") or {}).items():
+        import re  # as in _hugepages
+
         field = f"{R}.unified.{key}"
-        if not _UNIFIED_KEY.fullmatch(key) or ".." in key:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*\.[A-Za-z0-9_.\-]+", key) or ".." in key:
             raise ConfigError(f"{field}: not a cgroup v2 file name")
         if not isinstance(value, str):
             raise ConfigError(f"{field}: expected a string, got {value!r}")

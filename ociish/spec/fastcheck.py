@@ -14,8 +14,6 @@ it validates (tests/conftest.py).
 
 from __future__ import annotations
 
-import re
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -25,6 +23,73 @@ if TYPE_CHECKING:
 # Keywords that never change the verdict.
 _ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "$comment", "title", "description", "default", "examples",
                           "x-expected"})
+
+
+# The ociVersion pattern of config.schema.json, matched without re (see _pattern_search).
+OCI_VERSION_PATTERN = (r"^1\.[0-3]\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
+                       r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$")
+_REGEX_SYNTAX = frozenset("\\.^$*+?{}[]|()")
+_DIGITS = frozenset("0123456789")
+_IDENTIFIER_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-")
+
+
+def _pattern_search(regex: str) -> Callable[[str], bool]:
+    """Whether ``regex`` is found in a string (re.search), without importing re for the
+    patterns every config meets: re and the enum it imports are a quarter of the CPU of a
+    `create`.  A literal, or a literal anchored with ^, is a str method, ^[letters]*$ a set;
+    the ociVersion pattern is matched by hand (tests/unit/test_fastcheck.py checks it against re); any
+    other pattern is compiled by re when first used."""
+    if not _REGEX_SYNTAX.intersection(regex):
+        return lambda v: regex in v
+    if regex.startswith("^") and not _REGEX_SYNTAX.intersection(regex[1:]):
+        prefix = regex[1:]
+        return lambda v: v.startswith(prefix)
+    if regex == OCI_VERSION_PATTERN:
+        return is_oci_version
+    inner = regex[2:-3]
+    if regex.startswith("^[") and regex.endswith("]*$") and inner.isalnum() and inner.isascii():
+        allowed = frozenset(inner)  # ^[rwm]*$: the devices' access
+        return lambda v: allowed.issuperset(v[:-1] if v.endswith("\n") else v)
+    compiled: list[Callable[[str], object]] = []
+
+    def search(v: str) -> bool:
+        if not compiled:
+            import re
+
+            compiled.append(re.compile(regex).search)
+        return compiled[0](v) is not None
+
+    return search
+
+
+def is_oci_version(v: str) -> bool:
+    """OCI_VERSION_PATTERN: 1.0 to 1.3, a patch number, optional -pre-release and +build."""
+    if v.endswith("\n"):
+        v = v[:-1]  # re's $ also matches before a final newline
+    if v[:2] != "1." or v[2:3] not in ("0", "1", "2", "3") or v[3:4] != ".":
+        return False
+    end = 4
+    while end < len(v) and v[end] in _DIGITS:
+        end += 1
+    patch, rest = v[4:end], v[end:]
+    if not patch or (patch[0] == "0" and len(patch) > 1):
+        return False
+    pre, build = "", None
+    if rest.startswith("-"):
+        pre, plus, after = rest[1:].partition("+")
+        build = after if plus else None
+        if not _identifiers(pre):
+            return False
+    elif rest.startswith("+"):
+        build = rest[1:]
+    elif rest:
+        return False
+    return build is None or _identifiers(build)
+
+
+def _identifiers(text: str) -> bool:
+    """Dot-separated, non-empty, of [0-9A-Za-z-]."""
+    return all(part and _IDENTIFIER_CHARS.issuperset(part) for part in text.split("."))
 
 
 def _is_integer(value: object) -> bool:
@@ -133,8 +198,8 @@ class Compiler:
         if key == "minLength":
             return lambda v: not isinstance(v, str) or len(v) >= value
         if key == "pattern":
-            search = re.compile(value).search
-            return lambda v: not isinstance(v, str) or search(v) is not None
+            search = _pattern_search(value)
+            return lambda v: not isinstance(v, str) or search(v)
         if key == "minimum":
             return lambda v: not _is_number(v) or v >= value
         if key == "maximum":

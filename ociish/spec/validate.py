@@ -12,7 +12,6 @@ validator of record, which explains every error.  state, kill and delete validat
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator
 from functools import cache
 
@@ -39,7 +38,6 @@ PathParts = tuple[str | int, ...]
 Problem = tuple[PathParts, str]
 
 _MAX_VALUE_CHARS = 60
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TYPE_NAMES = {
     "array": "an array",
     "boolean": "a boolean",
@@ -249,7 +247,7 @@ def _format_path(path: PathParts) -> str:
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif _IDENTIFIER.fullmatch(part):
+        elif part.isidentifier() and part.isascii():
             text += f".{part}" if text else part
         else:
             import json

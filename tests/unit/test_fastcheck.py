@@ -50,3 +50,51 @@ EDGES = [
 @pytest.mark.parametrize("document", EDGES)
 def test_edge_cases_get_jsonschemas_verdict(document: object) -> None:
     assert_same_verdict(document, "config")
+
+
+def _schema_patterns() -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "pattern" and isinstance(value, str):
+                    found.add(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for name in SCHEMAS:
+        walk(_load_schema(name))
+    return found
+
+
+PATTERN_SAMPLES = ["", "\n", "/", "a/", "/a\n", "MB:", "MB", "xMB:", "rwm", "rw\n", "rwx", "r\nw", "1.0.0", "1.3.0",
+                   "1.4.0", "1.0.2-dev", "1.0.0+b.1", "1.0.0-rc.1+b-2", "1.0.01", "1.0.0-", "1.0.0-a..b", "1.0.0\n",
+                   "1.0.0\n\n", "1.0.0+", "1.0.0+a+b", "1.0.0--", "1.0", "1.0.", "1.0.0x", "01.0.0", "1.0.0-é",
+                   "1.0.١", "2MB", "2KB\n"]
+
+
+@pytest.mark.parametrize("pattern", sorted(_schema_patterns()))
+def test_every_schema_pattern_is_searched_as_re_searches_it(pattern: str) -> None:
+    """The patterns checked without re (literals, ^[letters]*$, the ociVersion one) agree
+    with re.search, on hand-picked edges and on generated strings and matches."""
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from ociish.spec.fastcheck import _pattern_search
+
+    ours, reference = _pattern_search(pattern), re.compile(pattern).search
+    for sample in PATTERN_SAMPLES:
+        assert ours(sample) == (reference(sample) is not None), (pattern, sample)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(st.from_regex(pattern), st.text(alphabet="01239.-+aZ/rwm\nMB:é", max_size=14)))
+    def agrees(sample: str) -> None:
+        assert ours(sample) == (reference(sample) is not None), (pattern, sample)
+
+    agrees()
