@@ -247,10 +247,10 @@ def test_destroy_kills_the_cgroup_when_create_died_before_recording_the_init(
 
 
 def test_a_pid_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(OciishError, match=r"^--pid-file .*/missing/init.pid: cannot write it: No such file"):
+    with pytest.raises(OciishError, match=r"^--pid-file .*/missing/init.pid: cannot open its directory: No such file"):
         write_pid_file(str(tmp_path / "missing" / "init.pid"), 42)
     (tmp_path / "dir").mkdir()
-    with pytest.raises(OciishError, match="cannot write it"):
+    with pytest.raises(OciishError, match="/dir: is a directory"):
         write_pid_file(str(tmp_path / "dir"), 42)  # a directory in the way
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir"]
     write_pid_file(str(tmp_path / "ok.pid"), 42)
