@@ -7,8 +7,9 @@ nested closures (about a millisecond) that only answer "conforms or not"; a docu
 they reject goes to jsonschema for the messages (ociish.spec.validate).
 
 It implements exactly the keywords schemas/ uses, with jsonschema's Draft 2020-12
-semantics, and refuses to compile any other keyword, so a schema cannot outgrow it
-silently.  The test suite checks that its verdict equals jsonschema's on every document
+semantics but for one thing, "integer" (see ``is_integer``: ociish.spec.validate gives
+jsonschema the same type check), and refuses to compile any other keyword, so a schema
+cannot outgrow it silently.  The test suite checks that its verdict equals jsonschema's on every document
 it validates (tests/conftest.py).
 """
 
@@ -92,10 +93,12 @@ def _identifiers(text: str) -> bool:
     return all(part and _IDENTIFIER_CHARS.issuperset(part) for part in text.split("."))
 
 
-def _is_integer(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+def is_integer(value: object) -> bool:
+    """A JSON number written without a fraction or an exponent (the loader makes those
+    ints, everything else a float).  Stricter than JSON Schema, for which 1.0 is an
+    integer: the Go runtimes refuse ``"uid": 1.0``, and the runtime would otherwise meet a
+    float where the kernel takes an integer."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: object) -> bool:
@@ -106,7 +109,7 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
     "string": lambda v: isinstance(v, str),
-    "integer": _is_integer,
+    "integer": is_integer,
     "number": _is_number,
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,

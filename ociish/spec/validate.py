@@ -132,19 +132,26 @@ def _load_schema(name: str) -> dict[str, Any]:
 
 
 def _validator(name: str) -> Validator:
-    """The compiled validator for a schema, built on first use and kept for the process."""
+    """The compiled validator for a schema, built on first use and kept for the process.
+
+    "integer" means a number written without a fraction or exponent (1.0 is refused), as
+    in the fast check: the schemas stay the spec's, the type check is ours."""
     validator = _VALIDATORS.get(name)
     if validator is None:
-        from jsonschema import Draft202012Validator
+        from jsonschema import Draft202012Validator, validators
         from referencing import Registry, Resource
         from referencing.exceptions import NoSuchResource
+
+        from ociish.spec.fastcheck import is_integer
 
         def retrieve(uri: str) -> Resource:
             if not (uri.startswith(_BASE_URI) and uri.endswith(_SUFFIX)):
                 raise NoSuchResource(ref=uri)
             return Resource.from_contents(_load_schema(uri[len(_BASE_URI) : -len(_SUFFIX)]))
 
-        validator = Draft202012Validator(_load_schema(name), registry=Registry(retrieve=retrieve))
+        strict = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+            "integer", lambda _checker, instance: is_integer(instance)))
+        validator = strict(_load_schema(name), registry=Registry(retrieve=retrieve))
         _VALIDATORS[name] = validator
     return validator
 

@@ -64,6 +64,24 @@ def test_log_file_gets_exactly_one_json_error_line(runtime: Runtime, bundle: Bun
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", entry["time"])
 
 
+WHOLE_NUMBER_FLOATS = {
+    "process.user.uid": ("0.0", lambda c: c["process"]["user"].update(uid=0.0)),
+    "process.user.gid": ("-0.0", lambda c: c["process"]["user"].update(gid=-0.0)),
+    "process.user.additionalGids[0]": ("0.0", lambda c: c["process"]["user"].update(additionalGids=[0.0])),
+    "process.rlimits[0].hard": ("1024.0", lambda c: c["process"]["rlimits"][0].update(hard=1024.0)),
+    "linux.resources.pids.limit": ("10.0", lambda c: c["linux"].setdefault("resources", {}).update(pids={"limit": 10.0})),
+}
+
+
+@pytest.mark.parametrize("field", WHOLE_NUMBER_FLOATS)
+def test_a_whole_number_float_is_not_an_integer(runtime: Runtime, bundle: Bundle, field: str) -> None:
+    text, change = WHOLE_NUMBER_FLOATS[field]
+    change(bundle.config)
+    bundle.write()
+    err = assert_clean_failure(runtime, bundle, f"config.json: {field}: {text}: expected an integer")
+    assert len(err.strip().splitlines()) == 1, err
+
+
 def test_missing_rootfs(runtime: Runtime, bundle: Bundle) -> None:
     bundle.config["root"]["path"] = "nowhere"
     bundle.write()

@@ -41,7 +41,7 @@ ABSURD_PATHS = ("", "/", ".", "..", "//", "../../../../etc", "/a/../../b", "/dev
                 "relative/path", "/x y", "/tmp/\n", "/\u202eevil", "~", "-", "a" * 5000, "/" + "a/" * 1500,
                 "/" + "b" * 255 + "c")
 HUGE_NUMBERS = (-1, -2 ** 31, 2 ** 31, 2 ** 32, 2 ** 53 + 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1, -2 ** 63,
-                -2 ** 63 - 1, 2 ** 64, 10 ** 30, 1e308, -0.5, 1.5)
+                -2 ** 63 - 1, 2 ** 64, 10 ** 30, 1e308, -0.5, 1.5, 0.0, -0.0, 1024.0, 1e3)
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.sampled_from(HUGE_NUMBERS), st.floats(allow_nan=False),
                     TEXT, st.sampled_from(ABSURD_PATHS))
 JUNK = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
@@ -90,7 +90,8 @@ class _Schema:
             return TEXT.filter(lambda s: len(s) >= node.get("minLength", 0)) | st.sampled_from(ABSURD_PATHS[1:])
         if kinds == "integer":
             low = node.get("minimum", node.get("exclusiveMinimum", -2 ** 63 - 1) + 1)
-            return st.integers(low, node.get("maximum", 2 ** 64))
+            integers = st.integers(low, node.get("maximum", 2 ** 64))
+            return st.one_of(integers, integers, integers, integers.map(float))  # 1.0 is no integer
         if kinds == "number":
             return st.floats(allow_nan=False, allow_infinity=False)
         if kinds == "boolean":

@@ -30,7 +30,11 @@ def test_a_keyword_it_does_not_implement_is_refused() -> None:
 
 
 EDGES = [
-    {"ociVersion": "1.3.0", "process": {"user": {"uid": 1.0, "gid": 0}, "cwd": "/", "args": ["a"]}},  # 1.0 is an integer
+    {"ociVersion": "1.3.0", "process": {"user": {"uid": 1.0, "gid": 0}, "cwd": "/", "args": ["a"]}},  # 1.0 is not an integer
+    {"ociVersion": "1.3.0", "process": {"user": {"uid": 0, "gid": -0.0}, "cwd": "/", "args": ["a"]}},
+    {"ociVersion": "1.3.0", "process": {"user": {"uid": 1, "gid": 0}, "cwd": "/", "args": ["a"]}},
+    {"ociVersion": "1.3.0", "linux": {"namespaces": [{"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 1e3, "size": 1}]}},
+    {"ociVersion": "1.3.0", "process": {"rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024.0, "soft": 1024}], "cwd": "/"}},
     {"ociVersion": "1.3.0", "process": {"user": {"uid": True, "gid": 0}, "cwd": "/"}},  # true is not
     {"ociVersion": "1.3.0", "process": {"user": {"uid": 1.5, "gid": 0}, "cwd": "/"}},
     {"ociVersion": "1.3.0", "root": {"path": "r", "readonly": 1}},
@@ -98,3 +102,10 @@ def test_every_schema_pattern_is_searched_as_re_searches_it(pattern: str) -> Non
         assert ours(sample) == (reference(sample) is not None), (pattern, sample)
 
     agrees()
+
+
+@pytest.mark.parametrize("value, integer", [(1, True), (-1, True), (2 ** 64, True), (1.0, False), (-0.0, False),
+                                            (1e3, False), (1.5, False), (True, False), ("1", False)])
+def test_an_integer_is_a_number_written_without_fraction_or_exponent(value: object, integer: bool) -> None:
+    assert Compiler(lambda name: {"type": "integer"}).check("x")(value) is integer
+    assert_same_verdict({"ociVersion": "1.3.0", "process": {"user": {"uid": value, "gid": 0}, "cwd": "/"}}, "config")

@@ -356,6 +356,110 @@ def test_semantic_errors_use_the_label() -> None:
     ]
 
 
+# --- integers are written as integers --------------------------------------------------------
+
+
+def every_integer_field() -> dict[str, Any]:
+    """A valid config with a value at every integer field of config.schema.json."""
+    ids = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    device = {"major": 8, "minor": 0}
+    return minimal_config() | {
+        "process": {
+            "consoleSize": {"height": 25, "width": 80},
+            "user": {"uid": 1, "gid": 1, "umask": 18, "additionalGids": [5]},
+            "args": ["sh"], "cwd": "/",
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "oomScoreAdj": 100,
+            "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 4},
+            "scheduler": {"policy": "SCHED_OTHER", "nice": 0, "priority": 0, "runtime": 1, "deadline": 2, "period": 3},
+        },
+        "mounts": [{"destination": "/m", "type": "bind", "source": "/m", "options": ["rbind", "idmap"],
+                    "uidMappings": ids, "gidMappings": ids}],
+        "hooks": {"poststart": [{"path": "/usr/bin/notify", "timeout": 5}]},
+        "linux": {
+            "namespaces": [{"type": "user"}, {"type": "time"}, {"type": "mount"}],
+            "uidMappings": ids, "gidMappings": ids,
+            "timeOffsets": {"monotonic": {"secs": 1, "nanosecs": 2}},
+            "devices": [{"path": "/dev/sda", "type": "b", **device, "fileMode": 432, "uid": 0, "gid": 0}],
+            "resources": {
+                "devices": [{"allow": True, "type": "b", **device, "access": "r"}],
+                "memory": {"limit": 1 << 30, "reservation": 1 << 29, "swap": 1 << 31, "kernel": -1, "kernelTCP": -1,
+                           "swappiness": 60},
+                "cpu": {"shares": 1024, "quota": 50000, "burst": 0, "period": 100000, "realtimeRuntime": 0,
+                        "realtimePeriod": 0, "idle": 0},
+                "pids": {"limit": 100},
+                "blockIO": {"weight": 100, "leafWeight": 100,
+                            "weightDevice": [{**device, "weight": 10, "leafWeight": 10}],
+                            "throttleReadBpsDevice": [{**device, "rate": 1000}]},
+                "hugepageLimits": [{"pageSize": "2MB", "limit": 1 << 21}],
+                "network": {"classID": 1, "priorities": [{"name": "eth0", "priority": 5}]},
+                "rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}},
+            },
+            "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "syscalls": [
+                {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                 "args": [{"index": 0, "value": 1, "valueTwo": 2, "op": "SCMP_CMP_EQ"}]}]},
+        },
+    }
+
+
+def integer_leaves(value: Any, path: tuple = ()) -> list[tuple]:
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in integer_leaves(v, (*path, k))]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in integer_leaves(v, (*path, i))]
+    return [path] if isinstance(value, int) and not isinstance(value, bool) else []
+
+
+def test_the_document_has_every_integer_field_of_the_schema() -> None:
+    schema = json.loads((Path(validate.SCHEMA_DIR) / "config.schema.json").read_text())
+    integer_defs = {f"#/$defs/{name}" for name, node in schema["$defs"].items() if node.get("type") == "integer"}
+
+    def fields(node: Any, name: str = "") -> set[str]:
+        found: set[str] = set()
+        if isinstance(node, dict):
+            if name and (node.get("type") == "integer" or node.get("$ref") in integer_defs):
+                found.add(name)
+            for key, child in node.items():
+                found |= fields(child, name if key in ("items", "additionalProperties") else key)
+        elif isinstance(node, list):
+            for child in node:
+                found |= fields(child, name)
+        return found
+
+    config = every_integer_field()
+    assert validate_config(config) == []
+    present = {path[-1] if isinstance(path[-1], str) else path[-2] for path in integer_leaves(config)}
+    integer_fields = fields(schema["$defs"]) - {ref.rsplit("/", 1)[1] for ref in integer_defs}
+    assert len(integer_fields) > 40 and integer_fields <= present, integer_fields - present
+
+
+def test_every_integer_field_refuses_a_whole_number_float() -> None:
+    """JSON Schema counts 1.0 as an integer; the kernel does not take floats, and runc
+    refuses them: each field's float is named by its path, by both validators."""
+    config = every_integer_field()
+    for path in integer_leaves(config):
+        broken = json.loads(json.dumps(config))
+        parent = broken
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = float(parent[path[-1]])
+        assert not validate.conforms(broken, "config"), path
+        errors = schema_errors(broken)
+        assert len(errors) == 1 and errors[0].startswith(f"config.json: {validate._format_path(path)}: "), errors
+        assert errors[0].endswith(": expected an integer"), errors
+
+
+@pytest.mark.parametrize("text, field", [
+    (b'{"uid": -0.0, "gid": 0}', "process.user.uid: -0.0"), (b'{"uid": 0, "gid": 1e3}', "process.user.gid: 1000.0"),
+    (b'{"uid": 0, "gid": 0, "additionalGids": [0, 1.0]}', "process.user.additionalGids[1]: 1.0")])
+def test_numbers_with_a_fraction_or_exponent_are_not_integers(text: bytes, field: str) -> None:
+    from ociish import jsonio
+
+    config = minimal_config()
+    config["process"]["user"] = jsonio.loads(text)
+    assert validate_config(config) == [f"config.json: {field}: expected an integer"]
+
+
 # --- robustness ---------------------------------------------------------------------------
 
 json_values = st.recursive(
