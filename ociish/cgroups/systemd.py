@@ -338,7 +338,9 @@ class Systemd:
         from jeepney.bus_messages import message_bus
         from jeepney.wrappers import unwrap_msg
 
-        rule = MatchRule(type="signal", sender=SYSTEMD, interface=MANAGER, member="JobRemoved", path=OBJECT)
+        # no sender: the bus would accept the well-known name, but the local filter compares it
+        # with the signal's sender, which is systemd's unique name (":1.2")
+        rule = MatchRule(type="signal", interface=MANAGER, member="JobRemoved", path=OBJECT)
         unwrap_msg(self.conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=JOB_TIMEOUT))
         self._call("Subscribe")  # systemd sends job signals only while someone subscribes
         with self.conn.filter(rule, queue=deque()) as signals:

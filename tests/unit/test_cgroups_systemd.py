@@ -10,6 +10,7 @@ JobRemoved for every job.  The driver on a real systemd is tested in the guest V
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import pytest
 from jeepney import HeaderFields, MessageType, new_error, new_method_return, new_signal
@@ -184,7 +185,7 @@ class FakeConnection:
         self.sent: list[tuple[str, str, tuple]] = []  # (member, signature, body)
         self.result = result
         self.errors = errors or {}  # member → error names for its next calls
-        self.filters: list[deque] = []
+        self.filters: list[tuple[Any, deque]] = []
         self.jobs = 0
 
     def send_and_get_reply(self, message, timeout=None):
@@ -201,10 +202,13 @@ class FakeConnection:
             self.jobs += 1
             job = f"/org/freedesktop/systemd1/job/{self.jobs}"
             emitter = DBusAddress(systemd.OBJECT, interface=systemd.MANAGER)
-            for queue in self.filters:  # another job's signal first: it must be skipped
-                queue.append(new_signal(emitter, "JobRemoved", "uoss", (99, "/org/freedesktop/systemd1/job/99",
-                                                                        "other.scope", "done")))
-                queue.append(new_signal(emitter, "JobRemoved", "uoss", (self.jobs, job, message.body[0], self.result)))
+            for body in ((99, "/org/freedesktop/systemd1/job/99", "other.scope", "done"),  # another job's: skipped
+                         (self.jobs, job, message.body[0], self.result)):
+                signal = new_signal(emitter, "JobRemoved", "uoss", body)
+                signal.header.fields[HeaderFields.sender] = ":1.2"  # the bus names systemd by its unique name
+                for rule, queue in self.filters:  # as jeepney's connection filters incoming messages
+                    if rule.matches(signal):
+                        queue.append(signal)
             return new_method_return(message, "o", (job,))
         return new_method_return(message)
 
@@ -213,11 +217,11 @@ class FakeConnection:
 
         class Handle:
             def __enter__(self):
-                conn.filters.append(queue)
+                conn.filters.append((rule, queue))
                 return queue
 
             def __exit__(self, *exc):
-                conn.filters.remove(queue)
+                conn.filters.remove((rule, queue))
 
         return Handle()
 
