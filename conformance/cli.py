@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from conformance.requirements import REQUIREMENTS
 from conformance.runner import decide, run_checks
 from conformance.runtime import DEFAULT_TIMEOUT, version
 
-COMMANDS = ("run", "scorecard", "compare", "list")
+COMMANDS = ("run", "scorecard", "compare", "list", "diff")
 
 
 class UsageError(Exception):
@@ -58,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
                                           "passes")
     cmp_.add_argument("--baseline", type=Path, required=True)
     cmp_.add_argument("--candidate", type=Path, required=True)
+    dif = sub.add_parser("diff", help="run the same bundles under ociish, runc (and crun) and list what "
+                                      "differs; exit 1 on a difference conformance/deliberate.py does not explain")
+    dif.add_argument("--ociish", required=True, help="the ociish binary")
+    dif.add_argument("--seed", type=int, default=15, help="seed of the generated configs")
+    dif.add_argument("--generated", type=int, default=4, help="how many generated configs")
+    dif.add_argument("--filter", action="append", default=[], metavar="GLOB", help="only cases matching")
+    dif.add_argument("--no-crun", action="store_true", help="compare with runc only")
+    dif.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     lst = sub.add_parser("list", help="list requirements and the checks covering them")
     lst.add_argument("--filter", action="append", default=[], metavar="EXPR")
     return parser
@@ -158,13 +167,31 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from fnmatch import fnmatchcase
+
+    from conformance import diff
+
+    cases = diff.HAND_WRITTEN + diff.generated_cases(args.seed, args.generated)
+    if args.filter:
+        cases = [c for c in cases if any(fnmatchcase(c.name, f) for f in args.filter)]
+    scratch = Path(tempfile.mkdtemp(prefix="ociish-diff-"))
+    try:
+        runtimes = diff.default_runtimes(_resolve(args.ociish), scratch, not args.no_crun)
+        outcome = diff.run(runtimes, cases, args.timeout)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(diff.summary(outcome, list(runtimes)))
+    return 1 if outcome.unexplained else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
         argv.insert(0, "run")
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "scorecard": cmd_scorecard, "compare": cmd_compare,
-               "list": cmd_list}[args.command]
+               "list": cmd_list, "diff": cmd_diff}[args.command]
     try:
         return handler(args)
     except (AssetError, UsageError, OSError, ValueError) as exc:
