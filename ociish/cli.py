@@ -418,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.log:
             hostfile.refuse_symlink(args.log, "--log")  # before it is configured: the error goes to stderr
         log.configure(args.log, args.log_format, args.debug)
+        log.open_file()
         if args.version:
             sys.stdout.write(f"ociish version {__version__}\nspec: {OCI_VERSION}\n")
             return 0

@@ -16,7 +16,7 @@ from ociish import hostfile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, TextIO
+    from typing import Any, TextIO
 
 _settings: dict[str, Any] = {"file": None, "format": "text", "debug": False}
 _file: dict[str, Any] = {}  # "stream" and "processors" once the --log file is opened
@@ -57,16 +57,33 @@ def _structlog_processors() -> Any:
     return processors
 
 
+def open_file() -> None:
+    """Open --log at the start of the command, as runc does: a path that cannot be written
+    is the command's error (exit 1) before anything runs, never ignored later."""
+    if _settings["file"] and "stream" not in _file:
+        try:
+            _file["stream"] = _open_stream()
+        except OSError as e:
+            path, _settings["file"] = _settings["file"], None
+            from ociish.errors import OciishError
+
+            raise OciishError(f"--log {path}: cannot open it: {e.strerror}") from None
+
+
+def _open_stream() -> TextIO:
+    return open(hostfile.open_append(_settings["file"]), "a", buffering=1)
+
+
 def _file_log() -> dict[str, Any]:
     """The --log file and its processor chain, built on the first line written to it."""
-    if not _file:
+    if "processors" not in _file:
         p = _structlog_processors()
         renderer = (p.JSONRenderer() if _settings["format"] == "json"
                     else p.LogfmtRenderer(key_order=["time", "level", "msg"]))
-        chain: list[Callable[[Any, str, dict[str, Any]], Any]] = [
+        _file["processors"] = [
             p.add_log_level, p.TimeStamper(fmt="iso", utc=True, key="time"), p.EventRenamer("msg"), renderer]
-        stream: TextIO = open(hostfile.open_append(_settings["file"]), "a", buffering=1)
-        _file.update(stream=stream, processors=chain)
+    if "stream" not in _file:
+        _file["stream"] = _open_stream()
     return _file
 
 

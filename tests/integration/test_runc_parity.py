@@ -190,3 +190,13 @@ def test_the_start_container_hook_runs_under_the_filter(runtime: Runtime, runc: 
     bundle.shell("cat /tmp/status; rm /tmp/status")
     ours, theirs = both(runtime, runc, "run", "--bundle", str(bundle.path), unique_id("par"))
     assert ours.stdout == theirs.stdout == "1\n", (ours.stderr, theirs.stderr)
+
+
+def test_an_unusable_log_path_is_an_error_even_when_nothing_is_logged(runtime: Runtime, runc: Runc,
+                                                                      tmp_path: Path) -> None:
+    unusable = str(tmp_path / "missing" / "log.json")
+    ours, theirs = both(runtime, runc, "--log", unusable, "list")
+    assert ours.returncode == theirs.returncode == 1, (ours.stderr, theirs.stderr)
+    assert ours.stderr == f"ociish: --log {unusable}: cannot open it: No such file or directory\n"
+    ours, theirs = both(runtime, runc, "--log", str(tmp_path / "log.json"), "list")
+    assert ours.returncode == theirs.returncode == 0  # opened (created) at the start, empty
