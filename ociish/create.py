@@ -314,8 +314,9 @@ class _Creation:
             except OSError as e:
                 raise ConfigError(f"config.json: linux.{kind}Mappings: the kernel refused the mapping: {e.strerror}") from None
 
-    def bind_sources(self) -> list[tuple[str, str]]:
-        return [(f"mounts[{index}]", m["source"]) for index, m in enumerate(self.plan["mounts"]) if m["bind"]]
+    def bind_sources(self) -> list[tuple[str, str, dict[str, Any] | None]]:
+        mounts = self.plan["mounts"]
+        return [(f"mounts[{index}]", mounts[index]["source"], mounts[index]["idmap"]) for index in self.plan["mount_sources"]]
 
     def on_pid(self, init: InitProcess) -> None:
         self.record["pid"] = init.pid

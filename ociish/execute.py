@@ -99,7 +99,7 @@ class _Exec:
     def at_hooks_point(self, init: InitProcess) -> None:
         raise OciishError("exec: unexpected hooks request")
 
-    def bind_sources(self) -> list[tuple[str, str]]:
+    def bind_sources(self) -> list[tuple[str, str, dict[str, Any] | None]]:
         raise OciishError("exec: unexpected mount sources request")
 
     def warn(self, message: str) -> None:

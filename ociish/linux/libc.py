@@ -228,8 +228,11 @@ class _MountAttr(ctypes.Structure):
     ]
 
 
-def mount_setattr(fd: int, attr_set: int, attr_clr: int, propagation: int = 0, recursive: bool = True) -> None:
-    attr = _MountAttr(attr_set, attr_clr, propagation, 0)
+def mount_setattr(fd: int, attr_set: int, attr_clr: int, propagation: int = 0, recursive: bool = True,
+                  userns_fd: int = 0) -> None:
+    """Change the mount at ``fd`` (and below it when ``recursive``); MOUNT_ATTR_IDMAP
+    takes the user namespace whose mapping the mount shows in ``userns_fd``."""
+    attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     ret = _syscall(ctypes.c_long(SYS_MOUNT_SETATTR), fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
     _check(ret, "mount_setattr")

@@ -66,7 +66,7 @@ def _import_what_the_plan_needs(plan: dict[str, Any]) -> None:
         import json
 
         from ociish import hooks
-    if plan.get("bind_sources_from_host"):
+    if plan.get("mount_sources"):
         import _socket  # noqa: F401 - for Channel.recv_fds, before any namespace change
         import struct  # noqa: F401
 
@@ -194,7 +194,7 @@ def _build_container(plan: dict[str, Any], chan: Channel) -> None:
     if plan["mount_ns"]:
         root_fd = setup.prepare_root(plan["rootfs"])
         _step = "mounts (bind sources)"
-        sources = _bind_sources_from_host(plan, chan) if plan["bind_sources_from_host"] else {}
+        sources = _mount_sources_from_host(plan, chan) if plan["mount_sources"] else {}
         for index, m in enumerate(plan["mounts"]):
             _step = f"mounts[{index}] ({m['destination']})"
             setup.do_mount(root_fd, m, f"mounts[{index}]", sources.pop(index, -1))
@@ -260,10 +260,11 @@ def _build_container(plan: dict[str, Any], chan: Channel) -> None:
     plan["procfs"] = procfs
 
 
-def _bind_sources_from_host(plan: dict[str, Any], chan: Channel) -> dict[int, int]:
-    """mounts index → O_PATH fd of its bind source, opened by create as the host's root
-    (parent.send_bind_sources): in a user namespace we may not be able to reach them."""
-    indices = [index for index, m in enumerate(plan["mounts"]) if m["bind"]]
+def _mount_sources_from_host(plan: dict[str, Any], chan: Channel) -> dict[int, int]:
+    """mounts index → fd of its source, opened by create as the host's root
+    (parent.send_bind_sources): an O_PATH fd of a bind source we may not be able to
+    reach in a user namespace, or the detached tree of an idmapped mount."""
+    indices = plan["mount_sources"]
     chan.send("mountsources")
     fds: list[int] = []
     while len(fds) < len(indices):

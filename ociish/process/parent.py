@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         def warn(self, message: str) -> None: ...
         def on_created(self, init: InitProcess) -> None: ...
         def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None: ...
-        def bind_sources(self) -> list[tuple[str, str]]: ...
+        def bind_sources(self) -> list[tuple[str, str, dict[str, Any] | None]]: ...
 
 
 # The cyclic GC stays off in the bootstrap: it lives until its execve, and collecting while
@@ -161,14 +161,16 @@ def _plan_memfd(plan: dict[str, Any]) -> int:
     return fd
 
 
-def send_bind_sources(chan: Channel, init: InitProcess, sources: list[tuple[str, str]]) -> None:
-    """Open each bind source (``(where, path)``) for the init and send it the fds.
+def send_bind_sources(chan: Channel, init: InitProcess, sources: list[tuple[str, str, dict[str, Any] | None]]) -> None:
+    """Open each mount source (``(where, path, idmap)``) for the init and send it the fds.
 
     Inside a user namespace the init may not reach a source (a directory on the way only
     the host's root may search), so a child of ours, still the host's root, joins the
     init's mount namespace and opens them there (O_PATH), as runc does.  Opened in that
     namespace, the fds refer to its mounts: a bind from them keeps the flags the kernel
     locked when it copied the host's mounts, which a detached copy (open_tree) would not.
+    An idmapped mount is that detached copy, with its mapping (rootfs/idmap.py): only the
+    host's root may map it, with or without a user namespace.
     """
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
@@ -176,11 +178,19 @@ def send_bind_sources(chan: Channel, init: InitProcess, sources: list[tuple[str,
         try:
             fds = []
             L.setns(init.pidfd, L.CLONE_NEWNS)
-            for where, path in sources:
+            for where, path, idmap in sources:
                 try:
-                    fds.append(os.open(path, os.O_PATH | os.O_CLOEXEC))
+                    if idmap is None:
+                        fds.append(os.open(path, os.O_PATH | os.O_CLOEXEC))
+                    else:
+                        from ociish.rootfs.idmap import idmapped_tree
+
+                        fds.append(idmapped_tree(path, idmap, where))
                 except OSError as e:
                     chan.send("error", f"config.json: {where}.source: {path!r}: {e.strerror}")
+                    break
+                except OciishError as e:
+                    chan.send("error", e.message)
                     break
             else:
                 for first in range(0, len(fds), MAX_FDS):

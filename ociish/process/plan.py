@@ -156,7 +156,9 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
     if terminal != bool(options.get("console")):
         raise ConfigError("process.terminal is true: --console-socket is required" if terminal
                           else "--console-socket given but process.terminal is not true")
-    mounts = [_mount_entry(m, index, bundle, cgroup_mounts, "cgroup" in new) for index, m in enumerate(config.get("mounts") or [])]
+    container_maps = (linux["uidMappings"], linux["gidMappings"]) if new_userns else None
+    mounts = [_mount_entry(m, index, bundle, cgroup_mounts, "cgroup" in new, container_maps)
+              for index, m in enumerate(config.get("mounts") or [])]
     if not mount_ns and (mounts or linux.get("maskedPaths") or linux.get("readonlyPaths") or terminal
                          or linux.get("devices") or (config.get("root") or {}).get("readonly")):
         raise ConfigError("config.json: linux.namespaces: mounts, devices, masked/readonly paths, a terminal and "
@@ -202,9 +204,11 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "time_offsets": _time_offsets(linux.get("timeOffsets") or {}),
         "oom_score_adj": proc.get("oomScoreAdj"),
         "mounts": mounts,
-        # in a user namespace, create opens the bind sources for the init (see parent.py);
-        # an unprivileged create cannot join the init's mount namespace to do so (nor can runc)
-        "bind_sources_from_host": "user" in ns and os.geteuid() == 0 and any(m["bind"] for m in mounts),
+        # the mounts whose source create opens for the init (see parent.py): every bind in a
+        # user namespace (an unprivileged create cannot join the init's mount namespace to
+        # do so, nor can runc), and every idmapped one (only the host's root can map it)
+        "mount_sources": [index for index, m in enumerate(mounts)
+                          if m["idmap"] or (m["bind"] and "user" in ns and os.geteuid() == 0)],
         "dev_readonly": dev_readonly,
         "devices": devices,
         "bind_devices": new_userns,
@@ -320,11 +324,9 @@ def parse_cpu_list(text: str, where: str) -> list[int]:
 
 
 def _mount_entry(m: dict[str, Any], index: int, bundle: str, cgroup_mounts: list[tuple[str, str | None, str]],
-                 cgroupns: bool) -> dict[str, Any]:
+                 cgroupns: bool, container_maps: tuple[list[Any], list[Any]] | None) -> dict[str, Any]:
     where = f"mounts[{index}]"
-    entry = parse_options(list(m.get("options") or []), where)
-    if m.get("uidMappings") or m.get("gidMappings"):
-        raise NotSupportedError(f"{where}.uidMappings", "idmapped mounts")
+    entry = parse_options(list(m.get("options") or []))
     entry["destination"] = clean(m["destination"])
     entry["type"] = m.get("type") or None
     source = m.get("source")
@@ -339,6 +341,7 @@ def _mount_entry(m: dict[str, Any], index: int, bundle: str, cgroup_mounts: list
     elif entry["type"] is None:
         raise ConfigError(f"config.json: {where}.type: required unless options include bind or rbind")
     entry["source"] = source or entry["type"]
+    entry["idmap"] = _idmap(m, entry, where, container_maps)
     if entry["destination"] == "/" and index != 0:
         raise ConfigError(f"config.json: {where}.destination: a mount over / must be the first mount")
     if entry["type"] == "overlay" and not entry["bind"]:
@@ -347,6 +350,29 @@ def _mount_entry(m: dict[str, Any], index: int, bundle: str, cgroup_mounts: list
         entry["cgroup"] = cgroup_mounts
         entry["cgroupns"] = cgroupns
     return entry
+
+
+def _idmap(m: dict[str, Any], entry: dict[str, Any], where: str,
+           container_maps: tuple[list[Any], list[Any]] | None) -> dict[str, Any] | None:
+    """What an idmapped mount needs (see rootfs/idmap.py), None for an ordinary mount.
+
+    Mappings without idmap/ridmap still idmap the mount (non-recursively): the spec only
+    asks for the option so that older runtimes fail instead of ignoring them.  The schema
+    has already required uidMappings and gidMappings together."""
+    uid_maps, gid_maps = m.get("uidMappings"), m.get("gidMappings")
+    if not (uid_maps or gid_maps or entry["idmap"]):
+        return None
+    if not entry["bind"]:
+        raise ConfigError(f"config.json: {where}: only bind mounts (options bind or rbind) can be idmapped")
+    if not uid_maps:
+        if container_maps is None:
+            raise ConfigError(f"config.json: {where}.options: {entry['idmap']} without uidMappings and gidMappings "
+                              "takes the mapping of a new user namespace; a joined one's is not known")
+        uid_maps, gid_maps = container_maps
+    if os.geteuid() != 0:
+        raise ConfigError(f"config.json: {where}: idmapped mounts need the host's root "
+                          "(the kernel lets no one else map a host filesystem)")
+    return {"uid": list(uid_maps), "gid": list(gid_maps), "rbind": entry["rec"], "recursive": entry["idmap"] == "ridmap"}
 
 
 def _overlay_data(data: str, bundle: str) -> str:

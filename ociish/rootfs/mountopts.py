@@ -6,8 +6,6 @@ before any process exists.  The result is plain data the container init applies.
 
 from __future__ import annotations
 
-
-from ociish.errors import NotSupportedError
 from ociish.linux import libc as L
 
 TYPE_CHECKING = False
@@ -84,20 +82,22 @@ _RECURSIVE: dict[str, tuple[int, int]] = {
     "rnosymfollow": (L.MOUNT_ATTR_NOSYMFOLLOW, 0),
     "rsymfollow": (0, L.MOUNT_ATTR_NOSYMFOLLOW),
 }
-MOUNT_OPTIONS = sorted(set(_FLAGS) | set(_PROPAGATION) | set(_RECURSIVE) | {"bind", "rbind", "tmpcopyup"})
+MOUNT_OPTIONS = sorted(set(_FLAGS) | set(_PROPAGATION) | set(_RECURSIVE) | {"bind", "rbind", "tmpcopyup", "idmap", "ridmap"})
 
 
-def parse_options(options: list[str], where: str) -> dict[str, Any]:
+def parse_options(options: list[str]) -> dict[str, Any]:
     """Split a mount's options into what each step of the mount needs.
 
-    Returns ``{"bind", "rec", "flags", "clear", "propagation": [flags...], "attr_set",
-    "attr_clr", "data"}``; unknown options become filesystem data, as the spec asks.
+    Returns ``{"bind", "rec", "copy_up", "idmap", "flags", "clear", "propagation":
+    [flags...], "attr_set", "attr_clr", "data"}``; ``idmap`` is None, "idmap" or "ridmap"
+    (recursive); unknown options become filesystem data, as the spec asks.
     """
     flags = clear = attr_set = attr_clr = 0
     bind = rec = copy_up = False
+    idmap = None
     propagation: list[int] = []
     data: list[str] = []
-    for index, option in enumerate(options):
+    for option in options:
         if option in ("bind", "rbind"):
             bind = True
             rec = rec or option == "rbind"
@@ -112,7 +112,7 @@ def parse_options(options: list[str], where: str) -> dict[str, Any]:
             attr_set = (attr_set & ~clear_bits) | set_bits
             attr_clr = (attr_clr & ~set_bits) | clear_bits
         elif option in ("idmap", "ridmap"):
-            raise NotSupportedError(f"{where}.options[{index}]", f"{option!r}: idmapped mounts")
+            idmap = "ridmap" if "ridmap" in (idmap, option) else "idmap"
         elif option == "tmpcopyup":
             copy_up = True
         else:
@@ -121,6 +121,7 @@ def parse_options(options: list[str], where: str) -> dict[str, Any]:
         "bind": bind,
         "rec": rec,
         "copy_up": copy_up,
+        "idmap": idmap,
         "flags": flags,
         "clear": clear,
         "propagation": propagation,

@@ -56,16 +56,19 @@ def _make_parent_slave(rootfs: str) -> None:
 def do_mount(root_fd: int, m: dict[str, Any], where: str, source_fd: int = -1) -> None:
     """One config.json mount, by fd, with its options applied in mount(2)'s order.
 
-    A bind source is opened here unless ``source_fd`` (an O_PATH fd of it, which this
-    takes over) is given."""
+    A bind source is opened here unless ``source_fd`` (an O_PATH fd of it, or for an
+    idmapped mount the detached tree create made, which this takes over) is given."""
     dest = m["destination"]
     if m["bind"]:
         src_fd = source_fd if source_fd >= 0 else os.open(m["source"], os.O_PATH | os.O_CLOEXEC)
         try:
             target = safepath.mkdir_all(root_fd, dest) if safepath.is_dir(src_fd) else safepath.ensure_file(root_fd, dest)
             try:
-                flags = L.MS_BIND | (L.MS_REC if m["rec"] else 0)
-                L.mount(safepath.fd_path(src_fd), safepath.fd_path(target), None, flags)
+                if m["idmap"]:
+                    L.move_mount(src_fd, target)
+                else:
+                    flags = L.MS_BIND | (L.MS_REC if m["rec"] else 0)
+                    L.mount(safepath.fd_path(src_fd), safepath.fd_path(target), None, flags)
             finally:
                 os.close(target)
         finally:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Bundle, Runtime, cgroup_dirs, unique_id
+from conftest import Bundle, Runtime, cgroup_dirs, expect_create_failure, unique_id
 
 SEPARATOR = "=====probes====="
 
@@ -515,3 +517,88 @@ def test_tmpcopyup_fills_the_tmpfs_with_what_it_covers(runtime: Runtime, bundle:
     assert p.results["content"] == "from the image" and p.results["link"] == "/etc/passwd"
     assert p.results["writable"] == "yes" and p.at("/etc/keep.d").fstype == "tmpfs"
     assert not (bundle.rootfs / "etc" / "keep.d" / "added").exists()
+
+
+# --- idmapped mounts (mounts[].uidMappings/gidMappings, idmap, ridmap) --------------------
+
+SHIFT = [{"containerID": 5000, "hostID": 0, "size": 1}]  # stored as 5000 ↔ seen as host root
+
+
+def idmapped(bundle: Bundle, destination: str, source: Path, *options: str, mappings: bool = True) -> None:
+    add_mount(bundle, destination, None, str(source), *options)
+    if mappings:
+        bundle.config["mounts"][-1].update(uidMappings=SHIFT, gidMappings=SHIFT)
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["host-ids", "userns"])
+def test_idmapped_mount_shows_and_stores_the_mapped_ids(runtime: Runtime, bundle: Bundle, tmp_path: Path,
+                                                        userns: bool) -> None:
+    """A file stored as 5000 shows as root through the mount, and one root writes there is
+    stored as 5000, with or without a user namespace of the container's own."""
+    source = host_dir(tmp_path, "data", {"owned": "x\n"})
+    os.chown(source / "owned", 5000, 5000)
+    os.chown(source, 5000, 5000)
+    if userns:
+        with_user_namespace(bundle)
+    idmapped(bundle, "/data", source, "bind", "idmap")
+    p = probe(runtime, bundle, "echo owner=$(stat -c %u:%g /data/owned)",
+              attempt("write", "touch /data/written"))
+    assert p.results["owner"] == "0:0" and p.results["write"] == "ok"
+    written = (source / "written").stat()
+    assert (written.st_uid, written.st_gid) == (5000, 5000)
+    assert (source / "owned").stat().st_uid == 5000  # the files themselves are not changed
+
+
+@pytest.fixture
+def searchable_bundle(busybox_rootfs: Path) -> Iterator[Bundle]:
+    """A bundle on a path every uid may search (pytest's own temp directories are 0700),
+    so a container root that is not the host's root can reach its rootfs."""
+    top = Path(tempfile.mkdtemp(prefix="ociish-idmap-"))
+    try:
+        top.chmod(0o711)
+        yield Bundle(top / "bundle", busybox_rootfs).write()
+    finally:
+        shutil.rmtree(top)
+
+
+def test_idmap_without_mappings_takes_the_container_user_namespace(runtime: Runtime, searchable_bundle: Bundle,
+                                                                   tmp_path: Path) -> None:
+    """podman's :idmap volume: a root-owned host directory is the container root's own,
+    though the container's root is host uid 200000."""
+    bundle = searchable_bundle
+    for path in [bundle.rootfs, *bundle.rootfs.rglob("*")]:
+        os.lchown(path, 200000, 200000)
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    for kind in ("uid", "gid"):
+        bundle.config["linux"][f"{kind}Mappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    source = host_dir(tmp_path, "vol")
+    add_mount(bundle, "/vol", None, str(source), "rbind", "idmap")
+    p = probe(runtime, bundle, "echo owner=$(stat -c %u /vol/hello.txt)", attempt("write", "touch /vol/written"))
+    assert p.results["owner"] == "0" and p.results["write"] == "ok"
+    assert (source / "written").stat().st_uid == 0
+
+
+@pytest.mark.parametrize("option", ["idmap", "ridmap"])
+def test_ridmap_maps_the_submounts_too(runtime: Runtime, bundle: Bundle, nested_host_tree: Path, option: str) -> None:
+    os.chown(nested_host_tree / "top.txt", 5000, 5000)
+    os.chown(nested_host_tree / "sub" / "inner.txt", 5000, 5000)
+    idmapped(bundle, "/tree", nested_host_tree, "rbind", option)
+    p = probe(runtime, bundle, "echo top=$(stat -c %u /tree/top.txt); echo inner=$(stat -c %u /tree/sub/inner.txt)")
+    assert p.results["top"] == "0"
+    assert p.results["inner"] == ("0" if option == "ridmap" else "5000")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(type="tmpfs", source="tmpfs", options=["idmap"]),
+     "mounts[1]: only bind mounts (options bind or rbind) can be idmapped"),
+    (lambda m: m.pop("uidMappings"), "mounts[1].uidMappings: missing required field"),
+    (lambda m: [m.pop("uidMappings"), m.pop("gidMappings")],
+     "mounts[1].options: \"idmap\" needs uidMappings and gidMappings on the mount or a user namespace"),
+    (lambda m: m.update(source="/proc/sys"), "mounts[1]: cannot idmap '/proc/sys': the filesystem does not support"),
+], ids=["not-bind", "uid-only", "no-mapping-no-userns", "procfs"])
+def test_idmapped_mount_refusals_name_the_mount(runtime: Runtime, bundle: Bundle, tmp_path: Path,
+                                                change: Any, message: str) -> None:
+    bundle.config["mounts"] = bundle.config["mounts"][:1]
+    idmapped(bundle, "/data", host_dir(tmp_path, "data"), "bind", "idmap")
+    change(bundle.config["mounts"][1])
+    expect_create_failure(runtime, bundle, message)

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from ociish.cli import main
-from ociish.errors import NotSupportedError
 from ociish.features import features
 from ociish.rootfs.mountopts import parse_options
 from ociish.security.seccomp import compile_filter
@@ -54,19 +53,13 @@ def test_all_six_hooks() -> None:
 
 @pytest.mark.parametrize("option", DOC["mountOptions"])
 def test_listed_mount_options_are_understood_not_passed_as_data(option: str) -> None:
-    assert parse_options([option], "mounts[0]")["data"] == ""
+    assert parse_options([option])["data"] == ""
 
 
-@pytest.mark.parametrize("option", ["idmap", "ridmap"])
-def test_refused_mount_options_are_not_listed(option: str) -> None:
-    assert option not in DOC["mountOptions"]
-    with pytest.raises(NotSupportedError):
-        parse_options([option], "mounts[0]")
-
-
-def test_idmapped_mounts_intel_rdt_net_devices_disabled() -> None:
+def test_idmapped_mounts_enabled_intel_rdt_net_devices_disabled() -> None:
     linux = DOC["linux"]
-    assert linux["mountExtensions"] == {"idmap": {"enabled": False}}
+    assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
+    assert {"idmap", "ridmap"} <= set(DOC["mountOptions"])
     assert linux["intelRdt"]["enabled"] is False and linux["netDevices"]["enabled"] is False
     assert linux["memoryPolicy"] == {"modes": [], "flags": []}
 

@@ -6,7 +6,6 @@ import signal
 
 import pytest
 
-from ociish.errors import NotSupportedError
 from ociish.linux import libc as L
 from ociish.linux.caps import CAP_NUMBERS
 from ociish.linux.proc import parse_stat
@@ -41,7 +40,7 @@ def test_stat_with_spaces_and_parens_in_the_name() -> None:
 
 
 def test_mount_options_split_into_flags_propagation_and_data() -> None:
-    opts = parse_options(["rbind", "ro", "nosuid", "rprivate", "rro", "size=1m", "mode=755"], "m")
+    opts = parse_options(["rbind", "ro", "nosuid", "rprivate", "rro", "size=1m", "mode=755"])
     assert opts["bind"] and opts["rec"]
     assert opts["flags"] == L.MS_RDONLY | L.MS_NOSUID
     assert opts["propagation"] == [L.MS_PRIVATE | L.MS_REC]
@@ -50,14 +49,14 @@ def test_mount_options_split_into_flags_propagation_and_data() -> None:
 
 
 def test_later_options_win() -> None:
-    opts = parse_options(["ro", "rw", "noexec", "exec", "nodev"], "m")
+    opts = parse_options(["ro", "rw", "noexec", "exec", "nodev"])
     assert opts["flags"] == L.MS_NODEV
     assert opts["clear"] & L.MS_RDONLY and opts["clear"] & L.MS_NOEXEC
 
 
-def test_unimplemented_mount_options_are_refused() -> None:
-    with pytest.raises(NotSupportedError, match=r"mounts\[3\].options\[0\]"):
-        parse_options(["idmap"], "mounts[3]")
+def test_ridmap_wins_over_idmap_and_neither_is_data() -> None:
+    assert parse_options(["rbind", "ridmap", "idmap"])["idmap"] == "ridmap"
+    assert parse_options(["bind", "idmap"]) | {"data": ""} == parse_options(["bind", "idmap"])
 
 
 def test_capabilities_that_cannot_be_granted_become_warnings() -> None:
