@@ -113,7 +113,8 @@ def _with_covered_mode(data: str, covered_mode: int | None) -> str:
 
 
 def _copy_up(root_fd: int, covered: int, dest: str) -> None:
-    """tmpcopyup: fill the new tmpfs with what the directory it covers held.
+    """tmpcopyup: fill the new tmpfs with what the directory it covers held, modes,
+    owners and extended attributes kept (copytree keeps all but the owners).
 
     ``covered`` still refers to the directory under the mount; symlinks are copied as
     symlinks, never followed, so the image cannot make this read the host."""
@@ -121,7 +122,15 @@ def _copy_up(root_fd: int, covered: int, dest: str) -> None:
 
     top = safepath.open_in_root(root_fd, dest, os.O_PATH | os.O_DIRECTORY)
     try:
-        shutil.copytree(safepath.fd_path(covered), safepath.fd_path(top), symlinks=True, dirs_exist_ok=True)
+        source, copy = safepath.fd_path(covered), safepath.fd_path(top)
+        shutil.copytree(source, copy, symlinks=True, dirs_exist_ok=True)
+        st = os.fstat(covered)
+        os.chown(copy, st.st_uid, st.st_gid)
+        for directory, dirs, files in os.walk(source):
+            relative = os.path.relpath(directory, source)
+            for name in [*dirs, *files]:
+                st = os.lstat(os.path.join(directory, name))
+                os.lchown(os.path.join(copy, relative, name), st.st_uid, st.st_gid)
     finally:
         os.close(top)
 

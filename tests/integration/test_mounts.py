@@ -511,10 +511,22 @@ def test_tmpcopyup_fills_the_tmpfs_with_what_it_covers(runtime: Runtime, bundle:
     (bundle.rootfs / "etc" / "keep.d").mkdir()
     (bundle.rootfs / "etc" / "keep.d" / "conf").write_text("from the image\n")
     (bundle.rootfs / "etc" / "keep.d" / "link").symlink_to("/etc/passwd")
+    (bundle.rootfs / "etc" / "keep.d" / "sub").mkdir(mode=0o711)
+    (bundle.rootfs / "etc" / "keep.d" / "sub" / "secret").write_text("s\n")
+    (bundle.rootfs / "etc" / "keep.d" / "sub" / "secret").chmod(0o640)
+    os.chown(bundle.rootfs / "etc" / "keep.d" / "sub" / "secret", 123, 456)
+    os.chown(bundle.rootfs / "etc" / "keep.d" / "sub", 789, 789)
+    os.lchown(bundle.rootfs / "etc" / "keep.d" / "link", 321, 321)
+    os.chown(bundle.rootfs / "etc" / "keep.d", 0, 66)
     add_mount(bundle, "/etc/keep.d", "tmpfs", "tmpfs", "tmpcopyup", "mode=755")
     p = probe(runtime, bundle, "echo content=$(cat /etc/keep.d/conf); echo link=$(readlink /etc/keep.d/link); "
+                               "echo secret=$(stat -c %u:%g:%a /etc/keep.d/sub/secret); "
+                               "echo sub=$(stat -c %u:%g:%a /etc/keep.d/sub); echo top=$(stat -c %u:%g /etc/keep.d); "
+                               "echo linkowner=$(stat -c %u /etc/keep.d/link); "
                                "echo new > /etc/keep.d/added && echo writable=yes")
     assert p.results["content"] == "from the image" and p.results["link"] == "/etc/passwd"
+    assert (p.results["secret"], p.results["sub"]) == ("123:456:640", "789:789:711")
+    assert (p.results["top"], p.results["linkowner"]) == ("0:66", "321")
     assert p.results["writable"] == "yes" and p.at("/etc/keep.d").fstype == "tmpfs"
     assert not (bundle.rootfs / "etc" / "keep.d" / "added").exists()
 
