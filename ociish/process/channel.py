@@ -25,7 +25,8 @@ class ChannelClosed(Exception):
 class Channel:
     """One end, as a bare fd: plain write(2)/read(2), not send/recv, because once the init's
     seccomp filter is loaded these are the calls every profile allows (and the init need
-    not import socket)."""
+    not import socket).  The write that hands a notify listener over is why SCMP_ACT_NOTIFY
+    on write is refused (ociish.security.seccomp.HANDOVER_SYSCALLS)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd

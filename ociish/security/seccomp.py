@@ -113,7 +113,8 @@ def compile_filter(spec: dict[str, Any]) -> dict[str, Any]:
         except OSError as e:  # e.g. a big-endian arch beside a little-endian native one
             raise ConfigError(f"config.json: linux.seccomp.architectures[{index}]: libseccomp cannot add "
                               f"{name} on this host: {e.strerror}") from None
-    uses_notify = spec["defaultAction"] == "SCMP_ACT_NOTIFY"
+    _refuse_notify_on_the_handover(spec)
+    uses_notify = False
     skipped: list[str] = []
     for index, rule in enumerate(spec.get("syscalls") or []):
         where = f"linux.seccomp.syscalls[{index}]"
@@ -152,6 +153,28 @@ def compile_filter(spec: dict[str, Any]) -> dict[str, Any]:
     if _needs_enosys_stub(spec):
         program = enosys_stub(_newest_named(lib, spec)) + program
     return {"bpf": program, "flags": flags, "listener": uses_notify, "skipped": skipped}
+
+
+# What the init calls between loading a filter with a notify listener and `create` holding
+# that listener: only the write(2) of the channel message that names the listener's fd
+# (ociish.process.channel writes, it never uses send/sendmsg).  A notified write there waits
+# for an agent that cannot have the fd yet, and create waits for the message: both hang.
+# Anything after it (read, close, execve, ...) may be notified: the agent has the fd by then.
+HANDOVER_SYSCALLS = ("write",)
+
+
+def _refuse_notify_on_the_handover(spec: dict[str, Any]) -> None:
+    """Refuse what would deadlock the handover of the listener (runc refuses the same)."""
+    if spec["defaultAction"] == "SCMP_ACT_NOTIFY":
+        raise ConfigError("config.json: linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action: "
+                          f"it would notify the init's own {HANDOVER_SYSCALLS[0]} that hands the listener over")
+    for index, rule in enumerate(spec.get("syscalls") or []):
+        if rule["action"] == "SCMP_ACT_NOTIFY":
+            for name in rule["names"]:
+                if name in HANDOVER_SYSCALLS:
+                    raise ConfigError(f"config.json: linux.seccomp.syscalls[{index}]: SCMP_ACT_NOTIFY cannot be used "
+                                      f"for {name}: the init calls it to hand the listener over, after the filter is "
+                                      "loaded")
 
 
 def _needs_enosys_stub(spec: dict[str, Any]) -> bool:

@@ -151,3 +151,26 @@ def test_an_exec_sends_its_own_listener_fd(runtime: Runtime, bundle: Bundle, tmp
     (init_state, _), (exec_state, fds) = listener.received
     assert exec_state["metadata"] == "agent" and exec_state["state"]["id"] == cid and len(fds) == 1
     assert exec_state["state"]["status"] == "running" and exec_state["pid"] != init_state["pid"] > 0
+
+
+@pytest.mark.parametrize("profile, field", [
+    ({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "write"], "action": "SCMP_ACT_NOTIFY"}]},
+     "linux.seccomp.syscalls[0]: SCMP_ACT_NOTIFY cannot be used for write"),
+    ({"defaultAction": "SCMP_ACT_NOTIFY", "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_ALLOW"}]},
+     "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action"),
+], ids=["write", "default"])
+@pytest.mark.parametrize("no_new_privileges", [True, False])
+def test_notify_on_the_listener_handover_is_refused_not_a_hang(runtime: Runtime, bundle: Bundle, tmp_path: Path,
+                                                               profile: dict[str, Any], field: str,
+                                                               no_new_privileges: bool) -> None:
+    """The init writes the listener's fd number to create after loading the filter: a
+    notified write would wait for an agent that has no fd yet, and create for the write."""
+    listener = Listener(tmp_path / "seccomp.sock", 0)
+    try:
+        bundle.config["process"]["noNewPrivileges"] = no_new_privileges
+        with_profile(bundle, {**profile, "listenerPath": str(listener.path)}, "true")
+        result = runtime("run", "--bundle", str(bundle.path), unique_id(), timeout=30)  # the old hang, bounded
+    finally:
+        listener.close()
+    assert result.returncode == 1 and result.stderr.startswith(f"ociish: config.json: {field}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and runtime.ids() == []
