@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class Option:
     """One option: ``kind`` is "flag" (store_true), "value" (a string), "int", or "append" /
@@ -148,7 +152,7 @@ def parse_common(argv: list[str]) -> SimpleNamespace | None:
     return SimpleNamespace(**values)
 
 
-def _take_options(argv: list[str], index: int, options: tuple[Option, ...], values: dict[str, object]) -> int | None:
+def _take_options(argv: list[str], index: int, options: tuple[Option, ...], values: dict[str, Any]) -> int | None:
     """Consume the options from ``index`` up to the next positional into ``values``; the
     index after them, or None for anything argparse would treat differently or refuse."""
     by_flag = {flag: option for option in options for flag in option.flags}
@@ -172,12 +176,13 @@ def _take_options(argv: list[str], index: int, options: tuple[Option, ...], valu
             return None
         if option.choices and value not in option.choices:
             return None
+        item: str | int = value
         if option.kind in ("int", "append-int"):
             if not (value.isdigit() and value.isascii()):
                 return None
-            value = int(value)
+            item = int(value)
         if option.kind.startswith("append"):
-            values[option.dest] = [*values[option.dest], value]
+            values[option.dest] = [*values[option.dest], item]
         else:
-            values[option.dest] = value
+            values[option.dest] = item
     return index

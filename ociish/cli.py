@@ -79,7 +79,7 @@ def _add(p: argparse.ArgumentParser, options: tuple[Option, ...], positionals: t
         if o.kind == "flag":
             p.add_argument(*o.flags, dest=o.dest, action="store_true", help=text)
         else:
-            p.add_argument(*o.flags, dest=o.dest, default=o.default, type=int if o.kind.endswith("int") else None,
+            p.add_argument(*o.flags, dest=o.dest, default=o.default, type=int if o.kind.endswith("int") else None,  # type: ignore[arg-type]
                            action="append" if o.kind.startswith("append") else "store", choices=o.choices, help=text)
     for a in positionals:
         if a.remainder:
@@ -392,7 +392,8 @@ def cmd_not_yet(args: argparse.Namespace) -> int:
     raise OciishError(f"{args.command}: not supported yet")
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+# argparse.Namespace, or the SimpleNamespace of ociish.argv's fast path
+COMMANDS: dict[str, Callable[[Any], int]] = {
     "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state, "kill": cmd_kill,
     "delete": cmd_delete, "list": cmd_list, "spec": cmd_spec, "validate": cmd_validate, "exec": cmd_exec, "update": cmd_update,
     "pause": cmd_pause, "resume": cmd_resume, "events": cmd_events, "ps": cmd_ps, "features": cmd_features,

@@ -100,7 +100,7 @@ def _cgroup_mounts(dirs: dict[str, str]) -> list[tuple[str, str | None, str]]:
     by_dir: dict[str, list[str]] = {}
     for controller, directory in dirs.items():
         by_dir.setdefault(directory, []).append(controller)
-    result = []
+    result: list[tuple[str, str | None, str]] = []
     for directory, controllers in by_dir.items():
         if controllers == [""]:
             result.append(("", None, directory))

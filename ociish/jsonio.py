@@ -44,7 +44,7 @@ class _ScannerContext:
     parse_constant = staticmethod(_refuse_constant)
 
 
-_scan = _json.make_scanner(_ScannerContext())
+_scan = _json.make_scanner(_ScannerContext())  # type: ignore[arg-type]  # the C scanner reads only these attributes
 _encode = _json.make_encoder(None, _refuse_type, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
 _encode_unicode = _json.make_encoder(None, _refuse_type, _json.encode_basestring, None, ":", ",", False, False, False)
 _WHITESPACE = " \t\n\r"
@@ -56,7 +56,7 @@ def loads(raw: bytes) -> Any:
     past the parser's depth."""
     try:
         text = raw.decode("utf-8")
-    except UnicodeError as e:
+    except UnicodeDecodeError as e:
         raise ValueError(f"not UTF-8: {e.reason}") from None
     value = loads_record(text)
     if "\\u" in text:  # an escaped lone surrogate cannot become a path or an argument

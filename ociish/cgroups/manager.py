@@ -384,6 +384,7 @@ class CgroupManager:
         if freeze:
             self.freeze()
         try:
+            assert self.unit is not None  # apply() calls this for a systemd scope only
             bus.set_properties(self.unit["name"], properties)
         finally:
             if freeze:

@@ -302,9 +302,9 @@ def _v1_cpu(cpu: dict[str, Any]) -> list[Write]:
             text = "-1" if key == "quota" and value < 0 else str(value)
             writes.append(Write(f"{f}.{key}", "cpu", filename, text))
     for key in ("cpus", "mems"):
-        value = _str(cpu, key, f"{f}.{key}")
-        if value is not None:
-            writes.append(Write(f"{f}.{key}", "cpuset", f"cpuset.{key}", value))
+        cpuset = _str(cpu, key, f"{f}.{key}")
+        if cpuset is not None:
+            writes.append(Write(f"{f}.{key}", "cpuset", f"cpuset.{key}", cpuset))
     return writes
 
 
@@ -429,9 +429,9 @@ def _v2_cpu(cpu: dict[str, Any]) -> list[Write]:
     if v["burst"] is not None:
         writes.append(Write(f"{f}.burst", "cpu", "cpu.max.burst", str(v["burst"])))
     for key in ("cpus", "mems"):
-        value = _str(cpu, key, f"{f}.{key}")
-        if value is not None:
-            writes.append(Write(f"{f}.{key}", "cpuset", f"cpuset.{key}", value))
+        cpuset = _str(cpu, key, f"{f}.{key}")
+        if cpuset is not None:
+            writes.append(Write(f"{f}.{key}", "cpuset", f"cpuset.{key}", cpuset))
     return writes
 
 
@@ -447,6 +447,7 @@ def _v2_io(blkio: dict[str, Any]) -> list[Write]:
     for field, dev, dev_weight, dev_leaf in _weight_devices(blkio):
         if dev_leaf is not None:
             raise NotSupportedError(f"{field}.leafWeight", "cgroup v2 has no leaf weight")
+        assert dev_weight is not None  # _weight_devices refuses entries with neither
         io_weight = blkio_weight_to_io_weight(dev_weight, f"{field}.weight")
         writes.append(
             Write(f"{field}.weight", "io", "io.bfq.weight", f"{dev} {dev_weight}", ("io.weight", f"{dev} {io_weight}"))

@@ -284,7 +284,7 @@ def capget() -> tuple[int, int, int]:
     header = _CapHeader(_CAP_V3, 0)
     data = (_CapData * 2)()
     _check(_libc.capget(ctypes.byref(header), data), "capget")
-    return tuple(sum(getattr(data[i], name) << 32 * i for i in range(2))  # type: ignore[return-value]
+    return tuple(sum(getattr(data[i], name) << 32 * i for i in range(2))
                  for name in ("effective", "permitted", "inheritable"))
 
 

@@ -25,7 +25,7 @@ def parse_signal(text: str) -> int:
             if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
                 return number
     # every SIG* name of the module is a signal, except the SIG_* handler and mask constants
-    number = getattr(signal, name, None) if name.isidentifier() and not name.startswith("SIG_") else None
-    if isinstance(number, int) and 0 < number < signal.NSIG:
-        return number
+    found = getattr(signal, name, None) if name.isidentifier() and not name.startswith("SIG_") else None
+    if isinstance(found, int) and 0 < found < signal.NSIG:
+        return found
     raise ValueError(f"unknown signal {text!r}")

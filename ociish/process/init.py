@@ -460,7 +460,7 @@ def _exit_on_termination_signals() -> None:
 
 
 def _env_dict(env: list[str]) -> dict[str, str]:
-    return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {name: value for name, _, value in (item.partition("=") for item in env)}
 
 
 def _lock_imports() -> None:

@@ -129,7 +129,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
     if not isinstance(proc, dict):
         raise ConfigError("config.json: process: missing required field")
     for section, field in _NOT_SUPPORTED:
-        if (config.get(section) if section != "linux" else linux).get(field) not in (None, "", [], {}):
+        if (linux if section == "linux" else config.get(section) or {}).get(field) not in (None, "", [], {}):
             raise NotSupportedError(f"{section}.{field}")
 
     ns = namespaces(config)

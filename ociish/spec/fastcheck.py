@@ -162,14 +162,16 @@ class Compiler:
             return lambda v: True
         if schema is False:
             return lambda v: False
-        checks = [self._keyword(key, value, schema, name) for key, value in schema.items() if key not in _ANNOTATIONS]
-        checks = [c for c in checks if c is not None]
+        keywords = [self._keyword(key, value, schema, name) for key, value in schema.items() if key not in _ANNOTATIONS]
+        checks = [c for c in keywords if c is not None]
         if len(checks) == 1:
             return checks[0]
         return lambda v: all(c(v) for c in checks)
 
     def _keyword(self, key: str, value: Any, schema: dict[str, Any], name: str) -> Check | None:
-        sub = lambda s: self._compile(s, name)  # noqa: E731
+        def sub(s: Any) -> Check:
+            return self._compile(s, name)
+
         if key == "type":
             kinds = [_TYPES[t] for t in ([value] if isinstance(value, str) else value)]
             return lambda v: any(k(v) for k in kinds)

@@ -64,7 +64,7 @@ def schema_errors(
     if conforms(document, schema_name):
         return []
     problems: list[tuple[PathParts, str, str]] = []
-    for error in _validator(schema_name).iter_errors(document):
+    for error in _validator(schema_name).iter_errors(document):  # type: ignore[arg-type]  # any parsed JSON
         problems.extend(_describe(error))
     # A value of the wrong type also fails its range/enum/pattern checks: say it once.
     mistyped = {path for path, _, keyword in problems if keyword == "type"}
@@ -146,12 +146,12 @@ def _validator(name: str) -> Validator:
 
         def retrieve(uri: str) -> Resource:
             if not (uri.startswith(_BASE_URI) and uri.endswith(_SUFFIX)):
-                raise NoSuchResource(ref=uri)
+                raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # an attrs class mypy cannot see through
             return Resource.from_contents(_load_schema(uri[len(_BASE_URI) : -len(_SUFFIX)]))
 
-        strict = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
-            "integer", lambda _checker, instance: is_integer(instance)))
-        validator = strict(_load_schema(name), registry=Registry(retrieve=retrieve))
+        integer = Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _checker, instance: is_integer(instance))
+        strict = validators.extend(Draft202012Validator, type_checker=integer)  # type: ignore[no-untyped-call]
+        validator = strict(_load_schema(name), registry=Registry(retrieve=retrieve))  # type: ignore[call-arg]  # attrs, as above
         _VALIDATORS[name] = validator
     return validator
 

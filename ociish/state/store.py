@@ -378,7 +378,7 @@ class StateStore:
             return jsonio.loads(read_regular(self.path(container_id, CONFIG_FILE)))
         except (OSError, Unreadable, ValueError) as e:
             reason = e.reason if isinstance(e, Unreadable) else f"{self.path(container_id, CONFIG_FILE)}: " + (
-                e.strerror if isinstance(e, OSError) else str(e))
+                (e.strerror or str(e)) if isinstance(e, OSError) else str(e))
             raise self.damaged(container_id, reason) from None
 
     def remove(self, container_id: str) -> None:
