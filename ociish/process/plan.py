@@ -159,10 +159,15 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
     container_maps = (linux["uidMappings"], linux["gidMappings"]) if new_userns else None
     mounts = [_mount_entry(m, index, bundle, cgroup_mounts, "cgroup" in new, container_maps)
               for index, m in enumerate(config.get("mounts") or [])]
-    if not mount_ns and (mounts or linux.get("maskedPaths") or linux.get("readonlyPaths") or terminal
-                         or linux.get("devices") or (config.get("root") or {}).get("readonly")):
-        raise ConfigError("config.json: linux.namespaces: mounts, devices, masked/readonly paths, a terminal and "
-                          "root.readonly need a new mount namespace")
+    if not mount_ns:
+        # each would mount on the host's own tree (runc refuses them the same way)
+        asked = [name for name, value in (("mounts", mounts), ("linux.maskedPaths", linux.get("maskedPaths")),
+                                          ("linux.readonlyPaths", linux.get("readonlyPaths")),
+                                          ("linux.devices", linux.get("devices")), ("process.terminal", terminal),
+                                          ("root.readonly", (config.get("root") or {}).get("readonly"))) if value]
+        if asked:
+            raise ConfigError(f"config.json: {', '.join(asked)}: need a new mount namespace "
+                              "(linux.namespaces has no \"mount\")")
 
     # a read-only /dev is mounted writable and made read-only once setup is done (runc's
     # order): the devices, /dev/pts and the console are made under it first

@@ -105,6 +105,25 @@ def test_unlisted_mount_namespace_is_inherited(runtime: Runtime, bundle: Bundle)
     assert os.readlink(f"/proc/{pid}/root") == str(bundle.rootfs)
 
 
+def test_without_a_mount_namespace_nothing_is_mounted_on_the_host(runtime: Runtime, bundle: Bundle) -> None:
+    """The container runs to its end, and the host's mount table is as it was."""
+    set_namespaces(bundle, [{"type": "pid"}])
+    bundle.config["mounts"] = []
+    bundle.config["linux"].pop("maskedPaths")
+    bundle.config["linux"].pop("readonlyPaths")
+    with open("/proc/self/mountinfo") as f:
+        before = [line for line in f if str(bundle.path) in line]
+    assert run_output(runtime, bundle.args("echo", "ran")).stdout == "ran\n"
+    with open("/proc/self/mountinfo") as f:
+        assert [line for line in f if str(bundle.path) in line] == before == []
+
+
+def test_without_a_mount_namespace_the_refusal_names_the_fields(runtime: Runtime, bundle: Bundle) -> None:
+    set_namespaces(bundle, [{"type": "pid"}])
+    bundle.config["linux"].pop("readonlyPaths")
+    expect_create_failure(runtime, bundle, "config.json: mounts, linux.maskedPaths: need a new mount namespace")
+
+
 def test_loopback_is_up_in_a_new_network_namespace(runtime: Runtime, bundle: Bundle) -> None:
     """As runc: lo is up (with 127.0.0.1) in a network namespace of the container's own."""
     bundle.shell("cat /sys/class/net/lo/flags; ip -4 addr show dev lo")
