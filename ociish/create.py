@@ -215,6 +215,29 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
     return record["pid"]
 
 
+def cgroup_owner(config: dict[str, Any]) -> tuple[int, int] | None:
+    """The host uid and gid that get the container's cgroup (config-linux.md "Cgroup
+    ownership"): those of process.user, when the container has a new cgroup namespace and
+    /sys/fs/cgroup mounted read-write; else None.  The manager hands it over only on v2."""
+    linux = config.get("linux") or {}
+    if not any(ns.get("type") == "cgroup" and not ns.get("path") for ns in linux.get("namespaces") or []):
+        return None
+    if not any(m.get("source") == "cgroup" and m.get("destination") == "/sys/fs/cgroup"
+               and "ro" not in (m.get("options") or []) for m in config.get("mounts") or []):
+        return None
+    user = (config.get("process") or {}).get("user") or {}
+    return (_host_id(user.get("uid", 0), linux.get("uidMappings")),
+            _host_id(user.get("gid", 0), linux.get("gidMappings")))
+
+
+def _host_id(container_id: int, mappings: list[dict[str, int]] | None) -> int:
+    """The host id a container id maps to (itself without a user namespace's mappings)."""
+    for m in mappings or []:
+        if m["containerID"] <= container_id < m["containerID"] + m["size"]:
+            return m["hostID"] + container_id - m["containerID"]
+    return container_id
+
+
 class _NoCgroups:
     """A rootless container on cgroup v1 stays in its creator's cgroup: an unprivileged
     user can create none.  Limits are refused with a clear message; device rules are moot,
@@ -234,6 +257,9 @@ class _NoCgroups:
 
     def place_init(self, pid: int) -> None:
         pass
+
+    def delegate(self, uid: int, gid: int) -> None:
+        pass  # cgroup v1 is never delegated
 
     def apply(self, resources: dict[str, Any]) -> None:
         limited = sorted(key for key, value in resources.items() if value and key != "devices")
@@ -329,6 +355,9 @@ class _Creation:
         deny-all cannot break it), then run the runtime-namespace hooks."""
         self.hooks_reached = True
         self.cgroup.apply((self.config.get("linux") or {}).get("resources") or {})
+        owner = cgroup_owner(self.config)
+        if owner is not None:
+            self.cgroup.delegate(*owner)
         from ociish.hooks import run_hooks
 
         hooks = self.config.get("hooks") or {}

@@ -735,6 +735,36 @@ def test_delegate_does_nothing_on_v1(hybridfs):
     assert all(os.stat(d)[4:6] == (os.getuid(), os.getgid()) for d in m.dirs.values())
 
 
+def _ownership_config(namespace: dict | None, options: list[str], user: dict, uid_mappings=None) -> dict:
+    config = {"process": {"user": user}, "mounts": [
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": options}],
+        "linux": {"namespaces": [{"type": "mount"}] + ([namespace] if namespace else [])}}
+    if uid_mappings:
+        config["linux"]["uidMappings"] = uid_mappings
+        config["linux"]["gidMappings"] = uid_mappings
+    return config
+
+
+@pytest.mark.parametrize("namespace, options, owner", [
+    ({"type": "cgroup"}, ["nosuid", "rw"], (1000, 1001)),
+    ({"type": "cgroup"}, ["nosuid", "ro"], None),  # a read-only mount: nothing to hand over
+    ({"type": "cgroup", "path": "/proc/1/ns/cgroup"}, ["rw"], None),  # a namespace joined, not new
+    (None, ["rw"], None),  # no cgroup namespace
+])
+def test_the_cgroup_goes_to_the_user_only_with_a_new_namespace_and_a_read_write_mount(namespace, options, owner):
+    from ociish.create import cgroup_owner
+
+    assert cgroup_owner(_ownership_config(namespace, options, {"uid": 1000, "gid": 1001})) == owner
+
+
+def test_the_cgroup_owner_is_the_host_id_the_user_maps_to():
+    from ociish.create import cgroup_owner
+
+    mappings = [{"containerID": 0, "hostID": 100000, "size": 1000}, {"containerID": 1000, "hostID": 5000, "size": 10}]
+    config = _ownership_config({"type": "cgroup"}, ["rw"], {"uid": 1002, "gid": 7}, mappings)
+    assert cgroup_owner(config) == (5002, 100007)
+
+
 # ------------------------------------------------------------------ the systemd driver
 
 # The v1 hierarchies systemd itself makes a scope's cgroup in (it leaves cpuset, freezer, ... alone).
