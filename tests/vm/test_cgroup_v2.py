@@ -302,12 +302,20 @@ def test_delete_removes_the_container_cgroup(runtime: Runtime, bundle: Bundle) -
 # ------------------------------------------------------------------ the container's own view
 
 
-@pytest.mark.parametrize("option", ["ro", "rw"])
-def test_the_cgroup_namespace_shows_the_container_its_cgroup2_root(runtime: Runtime, bundle: Bundle,
-                                                                   option: str) -> None:
+def cgroup_namespace_with_mount(bundle: Bundle, option: str) -> None:
+    """A new cgroup namespace, and cgroup2 mounted at /sys/fs/cgroup with `option` (ro or rw)."""
+    namespaces = bundle.config["linux"]["namespaces"]
+    if {"type": "cgroup"} not in namespaces:
+        namespaces.append({"type": "cgroup"})
     for mount in bundle.config["mounts"]:
         if mount["destination"] == "/sys/fs/cgroup":
             mount["options"] = ["nosuid", "noexec", "nodev", "relatime", option]
+
+
+@pytest.mark.parametrize("option", ["ro", "rw"])
+def test_the_cgroup_namespace_shows_the_container_its_cgroup2_root(runtime: Runtime, bundle: Bundle,
+                                                                   option: str) -> None:
+    cgroup_namespace_with_mount(bundle, option)
     bundle.config["linux"]["resources"]["pids"] = {"limit": 42}
     bundle.shell("cat /proc/self/cgroup; grep ' /sys/fs/cgroup ' /proc/self/mounts | cut -d' ' -f3,4; "
                  "cat /sys/fs/cgroup/pids.max; mkdir /sys/fs/cgroup/child 2>/dev/null && echo mkdir ok "
@@ -324,3 +332,65 @@ def test_features_describe_cgroup_v2(runtime: Runtime) -> None:
     features = json.loads(runtime("features", check=True).stdout)
     assert features["linux"]["cgroup"]["v2"] is True
     assert "cgroup" in features["linux"]["namespaces"]
+
+
+def test_a_read_write_cgroup_mount_in_a_new_namespace_hands_the_cgroup_to_the_user(runtime: Runtime,
+                                                                                     bundle: Bundle) -> None:
+    """config-linux.md "Cgroup ownership": the container's user may make and use child
+    cgroups, but the limit files stay root's."""
+    cgroup_namespace_with_mount(bundle, "rw")
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.config["linux"]["resources"]["pids"] = {"limit": 20}
+    cid = create(runtime, bundle, script="mkdir /sys/fs/cgroup/child && echo $$ > /sys/fs/cgroup/child/cgroup.procs "
+                 "&& echo 5 > /sys/fs/cgroup/pids.max; sleep 1000")
+    leaf = cgroup_dir(runtime, cid)
+    assert (leaf.stat().st_uid, leaf.stat().st_gid) == (1000, 1000)
+    assert (leaf / "cgroup.procs").stat().st_uid == 1000
+    assert (leaf / "pids.max").stat().st_uid == 0
+    pid = runtime.state(cid)["pid"]
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}/cgroup").read_text() != f"0::/ociish/{cid}/child\n" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert Path(f"/proc/{pid}/cgroup").read_text() == f"0::/ociish/{cid}/child\n"
+    assert read(leaf, "pids.max") == "20"  # the user could not raise or lower its own limit
+    runtime("delete", "--force", cid, check=True)
+    assert not leaf.exists()
+
+
+def test_kill_all_ends_a_paused_container_through_cgroup_kill(runtime: Runtime, bundle: Bundle) -> None:
+    cid = create(runtime, bundle, script="sleep 1000 & sleep 1000 & wait")
+    leaf = cgroup_dir(runtime, cid)
+    runtime("pause", cid, check=True)
+    runtime("kill", "--all", cid, "KILL", check=True)
+    assert wait_status(runtime, cid, "stopped") == "stopped"
+    assert read(leaf, "cgroup.procs") == ""
+    runtime("delete", cid, check=True)
+    assert not leaf.exists()
+
+
+def test_a_cgroup_that_holds_processes_is_not_taken_over(runtime: Runtime, make_bundle: Any) -> None:
+    path = f"/{unique_id('ociish-shared')}"
+    first, second = make_bundle("first"), make_bundle("second")
+    for b in (first, second):
+        b.config["linux"]["cgroupsPath"] = path
+    cid = create(runtime, first)
+    second.args("true")
+    other = unique_id()
+    result = runtime("create", "--bundle", str(second.path), other)
+    assert result.returncode == 1 and "linux.cgroupsPath" in result.stderr and "has processes" in result.stderr
+    assert runtime.ids() == [cid]
+    assert runtime.state(cid)["status"] == "running"
+    runtime("delete", "--force", cid, check=True)
+    assert not (CGROUP2 / path.lstrip("/")).exists()
+
+
+def test_check_before_update_refuses_a_limit_below_the_usage(runtime: Runtime, bundle: Bundle,
+                                                            tmp_path: Path) -> None:
+    cid = create(runtime, bundle, {"memory": {"limit": 64 * MiB}})
+    leaf = cgroup_dir(runtime, cid)
+    change = tmp_path / "resources.json"
+    change.write_text(json.dumps({"memory": {"limit": 4096, "checkBeforeUpdate": True}}))
+    result = runtime("update", "--resources", str(change), cid)
+    assert result.returncode == 1 and "linux.resources.memory.limit" in result.stderr, result.stderr
+    assert read(leaf, "memory.max") == str(64 * MiB)
+    assert runtime.state(cid)["status"] == "running"
