@@ -48,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--rootless", action="store_true")
     _config_flags(sp)
     _bundle_parsers(sub.add_parser("bundle", help="make bundles from a shared base or an OCI image; export them"))
-    v = sub.add_parser("validate", help="validate a bundle's config.json; print every error")
-    v.add_argument("--bundle", "-b", default=".")
+    v = sub.add_parser("validate", help="validate a bundle's config.json; print every error and warning")
+    v.add_argument("--bundle", "-b", default=None)
+    v.add_argument("bundle_pos", nargs="?", default=None, metavar="BUNDLE", help="the bundle (default .)")
     u = sub.add_parser("update", help="change the resource limits of a live container")
     _update_flags(u)
     u.add_argument("id")
@@ -157,7 +158,8 @@ def resolve_bundle(args: argparse.Namespace) -> tuple[str, str]:
 
     ``create ID`` (bundle = cwd or --bundle), ``create ID BUNDLE``, and ``create mybundle``
     where the cwd has no config.json but ./mybundle/config.json exists: that is the
-    bundle and its name the ID.
+    bundle and its name the ID.  With both, the cwd is the bundle (runc's rule), and a
+    warning says so.
     """
     if args.id is None:
         raise OciishError(f"{args.command}: a container id is required")
@@ -167,8 +169,14 @@ def resolve_bundle(args: argparse.Namespace) -> tuple[str, str]:
         return args.id, args.bundle_pos
     if args.bundle is not None:
         return args.id, args.bundle
-    if not os.path.exists("config.json") and os.path.isfile(os.path.join(args.id, "config.json")):
-        return os.path.basename(os.path.normpath(args.id)), args.id
+    named = os.path.join(args.id, "config.json")
+    if os.path.isfile(named):
+        if not os.path.exists("config.json"):
+            return os.path.basename(os.path.normpath(args.id)), args.id
+        from ociish import log
+
+        log.warning(f"{args.command} {args.id}: using ./config.json, the current directory being the bundle as "
+                    f"with runc; ./{named} is not used (give --bundle {args.id} for it)")
     return args.id, "."
 
 
@@ -310,10 +318,21 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Errors refuse the config; the warnings are what create would print, and it still runs."""
+    from ociish import log
     from ociish.create import load_config
+    from ociish.process.plan import capability_sets
+    from ociish.spec.unknown import unknown_key_warnings
 
-    load_config(os.path.abspath(args.bundle))
-    sys.stdout.write(f"{os.path.join(args.bundle, 'config.json')}: valid\n")
+    if args.bundle_pos is not None and args.bundle is not None:
+        raise OciishError("validate: give the bundle either as --bundle or as an argument, not both")
+    bundle = args.bundle_pos or args.bundle or "."
+    config, _ = load_config(os.path.abspath(bundle))
+    warnings = unknown_key_warnings(config)
+    capability_sets((config.get("process") or {}).get("capabilities") or {}, warnings)
+    for warning in warnings:
+        log.warning(warning)
+    sys.stdout.write(f"{os.path.join(bundle, 'config.json')}: valid\n")
     return 0
 
 

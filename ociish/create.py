@@ -177,7 +177,9 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
     with store.lock(container_id) as lock:
         if store.exists(container_id):
             raise OciishError(f"container {container_id!r} already exists")
-        for warning in plan.pop("warnings"):
+        from ociish.spec.unknown import unknown_key_warnings
+
+        for warning in [*unknown_key_warnings(config), *plan.pop("warnings")]:
             log.warning(warning)
         if plan["seccomp"] and plan["seccomp"]["skipped"]:
             log.debug(f"linux.seccomp: not known on this architecture, skipped: {', '.join(plan['seccomp']['skipped'])}")
