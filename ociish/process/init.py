@@ -228,7 +228,7 @@ def _build_container(plan: dict[str, Any], chan: Channel) -> None:
             setup.remount_readonly(root_fd, "/dev")
         _step = "pivot_root"
         if plan["no_pivot"]:
-            setup.move_root(plan["rootfs"])
+            setup.move_root(plan["rootfs"], procfs)
         else:
             setup.pivot(root_fd)
         os.close(root_fd)

@@ -373,12 +373,52 @@ def pivot(root_fd: int) -> None:
     os.chdir("/")
 
 
-def move_root(rootfs: str) -> None:
-    """--no-pivot: move the rootfs mount over / and chroot into it."""
+def move_root(rootfs: str, procfs_fd: int) -> None:
+    """--no-pivot: move the rootfs mount over / and chroot into it.
+
+    First every mount outside the rootfs (but those holding it) is detached: hidden under
+    the moved root they would still count for the kernel, and a fully visible host procfs
+    or sysfs lets a process that unshares a user namespace mount a fresh, unmasked one.
+    One that cannot be detached (locked in a user namespace) is covered by an empty tmpfs.
+    The tree is a slave already (prepare_root): nothing propagates to the host."""
+    detached: list[str] = []
+    for point, fstype in _mounts_outside(rootfs, procfs_fd):
+        if any(point.startswith(d.rstrip("/") + "/") for d in detached):
+            continue  # went with its parent
+        try:
+            L.umount2(point, L.MNT_DETACH)
+            detached.append(point)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            if fstype in ("proc", "sysfs"):
+                L.mount("tmpfs", point, "tmpfs", L.MS_RDONLY, "nr_blocks=1,nr_inodes=1")
     os.chdir(rootfs)
     L.mount(rootfs, "/", None, L.MS_MOVE)
     os.chroot(".")
     os.chdir("/")
+
+
+def _mounts_outside(rootfs: str, procfs_fd: int) -> list[tuple[str, str]]:
+    """(mount point, fs type) of every mount neither inside ``rootfs`` nor holding it, parents first."""
+    with open(os.open("self/mountinfo", os.O_RDONLY | os.O_CLOEXEC, dir_fd=procfs_fd)) as f:
+        lines = f.read().splitlines()
+    root = rootfs.rstrip("/")
+    found = []
+    for line in lines:
+        fields, _, rest = line.partition(" - ")
+        point = _unescape(fields.split()[4])
+        holds = point == "/" or root.startswith(point.rstrip("/") + "/")
+        if point != root and not point.startswith(root + "/") and not holds:
+            found.append((point, rest.split()[0]))
+    return sorted(set(found), key=lambda item: (item[0].count("/"), item[0]))
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path: space, tab, newline and backslash come as octal escapes."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
 
 
 def remount_root_readonly() -> None:

@@ -263,6 +263,27 @@ def test_log_file_is_never_written_through_a_symlink(runtime: Runtime, bundle: B
     assert result.stderr.strip() == f"ociish: --log {log_file}: is a symlink; name the file itself", result.stderr
 
 
+# --- --no-pivot: the host's mounts stay reachable under a moved root ------------------------
+
+def test_no_pivot_leaves_no_host_mount_in_the_container(runtime: Runtime, bundle: Bundle) -> None:
+    """A fully visible host procfs hidden under the moved root would let a process that
+    unshares a user namespace (and a pid namespace of its own, whose procfs it may mount)
+    mount a fresh, unmasked /proc.  CAP_SETFCAP lets it map its root (Linux 5.12)."""
+    caps = ["CAP_SYS_ADMIN", "CAP_SETFCAP"]
+    bundle.config["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+    bundle.shell("cut -d' ' -f5 /proc/self/mountinfo; mkdir -p /tmp/p; "
+                 "for flags in -Urm -Urmpf; do unshare $flags mount -t proc proc /tmp/p; echo \"$flags=$?\"; done; "
+                 "cat /proc/timer_list | wc -c")
+    result = runtime("run", "--no-pivot", "--bundle", str(bundle.path), unique_id())
+    assert result.returncode == 0, result.stderr
+    assert "-Urm=1" in result.stdout and "-Urmpf=1" in result.stdout, (result.stdout, result.stderr)
+    assert result.stderr.count("permission denied") == 2, result.stderr  # busybox's words for EPERM
+    points = result.stdout.split("-Urm=")[0].split()
+    assert "/" in points and "/proc" in points and "/tmp/p" not in points, points
+    assert not [p for p in points if p.startswith(str(bundle.path))]
+    assert result.stdout.split()[-1] == "0"  # the container's own masked paths still hold
+
+
 # --- what the default `ociish spec` container may not do -----------------------------------
 
 def test_default_container_is_contained(runtime: Runtime, bundle: Bundle) -> None:
