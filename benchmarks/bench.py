@@ -64,7 +64,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -929,6 +929,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ociish", type=Path, default=Path(sys.executable).with_name("ociish"))
     parser.add_argument("--runc", type=Path, default=Path(shutil.which("runc", path="/usr/sbin:/usr/bin") or "runc"))
     parser.add_argument("--no-crun", action="store_true", help="leave crun out even where it is installed")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="samples per runtime of the per-call rows (and podman's), instead of the setting's")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="samples per runtime of the total-time rows, instead of the setting's")
     args = parser.parse_args(argv)
     out: Path | None = args.out or (None if args.quick else REPO / "docs" / "benchmarks.md")
     if os.geteuid() != 0:
@@ -947,6 +951,11 @@ def main(argv: list[str] | None = None) -> int:
         rootfs = workdir / "rootfs"
         subprocess.run(["sh", str(BUILD_ROOTFS), str(rootfs)], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+        settings = QUICK if args.quick else FULL
+        if args.iterations:  # a loaded machine: fewer samples rather than a run of an hour
+            settings = replace(settings, iterations=args.iterations, podman_iterations=args.iterations)
+        if args.repeats:
+            settings = replace(settings, repeats=args.repeats)
         crun = None if args.no_crun else crun_runtime(workdir)
         runtimes = (Runtime("ociish", args.ociish.resolve(), workdir / "ociish-root"),
                     Runtime("runc", args.runc.resolve(), workdir / "runc-root"), *([crun] if crun else []))
@@ -959,7 +968,7 @@ def main(argv: list[str] | None = None) -> int:
                              for rt in runtimes}
         bench = Bench(
             runtimes=runtimes,
-            settings=QUICK if args.quick else FULL, workdir=workdir, rootfs=rootfs, bundles=bundles,
+            settings=settings, workdir=workdir, rootfs=rootfs, bundles=bundles,
             interpreter=shebang_interpreter(args.ociish))
         info = machine(bench)
         rows = measure_all(bench)
