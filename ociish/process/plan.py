@@ -377,7 +377,7 @@ def _idmap(m: dict[str, Any], entry: dict[str, Any], where: str,
     if os.geteuid() != 0:
         raise ConfigError(f"config.json: {where}: idmapped mounts need the host's root "
                           "(the kernel lets no one else map a host filesystem)")
-    return {"uid": list(uid_maps), "gid": list(gid_maps), "rbind": entry["rec"], "recursive": entry["idmap"] == "ridmap"}
+    return {"uid": list(uid_maps), "gid": list(gid_maps or ()), "rbind": entry["rec"], "recursive": entry["idmap"] == "ridmap"}
 
 
 def _overlay_data(data: str, bundle: str) -> str:

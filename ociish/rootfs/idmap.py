@@ -79,9 +79,11 @@ def idmapped_tree(source: str, idmap: dict[str, Any], where: str) -> int:
         L.mount_setattr(tree, L.MOUNT_ATTR_IDMAP, 0, recursive=idmap["recursive"], userns_fd=userns)
     except OSError as e:
         os.close(tree)
-        reason = {errno.EINVAL: "the filesystem does not support idmapped mounts",
-                  errno.ENOSYS: "the kernel has no idmapped mounts (Linux 5.12 or later needed)",
-                  errno.EPERM: "not permitted (idmapped mounts need the host's root)"}.get(e.errno, e.strerror)
+        reasons: dict[int | None, str] = {
+            errno.EINVAL: "the filesystem does not support idmapped mounts",
+            errno.ENOSYS: "the kernel has no idmapped mounts (Linux 5.12 or later needed)",
+            errno.EPERM: "not permitted (idmapped mounts need the host's root)"}
+        reason = reasons.get(e.errno, e.strerror)
         raise ConfigError(f"config.json: {where}: cannot idmap {source!r}: {reason}") from None
     finally:
         os.close(userns)
