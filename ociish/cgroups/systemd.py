@@ -243,7 +243,7 @@ def connect(user: bool) -> Systemd:
 
     address = bus_address(user)
     try:
-        conn = open_dbus_connection(bus=address)
+        conn = open_dbus_connection(bus=address, auth_timeout=10.0)  # jeepney waits 1 s by default; a loaded host needs more
     except (OSError, RuntimeError, ValueError) as e:
         kind = "user" if user else "system"
         reason = getattr(e, "strerror", None) or e
