@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ def spec(runtime: Runtime, bundle: Path, *options: str) -> dict[str, Any]:
     return json.loads((bundle / "config.json").read_text())
 
 
-def probe(runtime: Runtime, bundle: Path) -> dict[str, str]:
-    result = runtime("run", "--bundle", str(bundle), unique_id())
+def probe(runtime: Runtime, bundle: Path, **kwargs: Any) -> dict[str, str]:
+    result = runtime("run", "--bundle", str(bundle), unique_id(), **kwargs)
     assert result.returncode == 0, result.stderr
     return dict(line.replace("\r", "").split("=", 1) for line in result.stdout.splitlines() if "=" in line)
 
@@ -91,7 +92,12 @@ def test_read_only_root_host_network_terminal_and_shared_namespaces(runtime: Run
     assert config["root"]["readonly"] is True and config["process"]["terminal"] is True
     assert [ns["type"] for ns in config["linux"]["namespaces"]] == ["mount", "pid"]
     assert "hostname" not in config  # no uts namespace of its own: the host's name stays
-    seen = probe(runtime, spec_bundle)
+    master, terminal = pty.openpty()  # a foreground run relays a terminal: it needs one
+    try:
+        seen = probe(runtime, spec_bundle, stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(master)
     assert seen["root"] == "read-only" and seen["tty"].startswith("/dev/pts/")
     assert seen["interfaces"].split() == sorted(os.listdir("/sys/class/net"))
     assert seen["ipc"] == os.readlink("/proc/self/ns/ipc")  # the host's ipc namespace, shared
