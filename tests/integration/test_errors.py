@@ -42,9 +42,10 @@ def test_invalid_json(runtime: Runtime, bundle: Bundle) -> None:
 def test_schema_errors_name_each_path(runtime: Runtime, bundle: Bundle) -> None:
     bundle.config["process"]["user"]["uid"] = -1
     bundle.config["linux"]["namespaces"].append({"type": "pidd"})
+    bad = len(bundle.config["linux"]["namespaces"]) - 1
     bundle.write()
     err = assert_clean_failure(runtime, bundle, "config.json: process.user.uid: -1: expected an integer >= 0")
-    assert "linux.namespaces[6].type" in err
+    assert f"linux.namespaces[{bad}].type" in err
     validate = runtime("validate", "--bundle", str(bundle.path))
     assert validate.returncode == 1
     assert [line for line in validate.stderr.splitlines() if line] == [line for line in err.splitlines() if line]

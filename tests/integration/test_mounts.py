@@ -294,8 +294,8 @@ def test_mqueue_mount(runtime: Runtime, bundle: Bundle) -> None:
 
 @pytest.mark.parametrize("cgroupns", [True, False], ids=["cgroupns", "no-cgroupns"])
 def test_cgroup_mount_shows_the_container_cgroup_read_only(runtime: Runtime, bundle: Bundle, cgroupns: bool) -> None:
-    if not cgroupns:
-        bundle.config["linux"]["namespaces"].remove({"type": "cgroup"})
+    namespaces = [ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "cgroup"]
+    bundle.config["linux"]["namespaces"] = namespaces + [{"type": "cgroup"}] * cgroupns
     limit = 48 * 1024 * 1024
     bundle.config["linux"]["resources"]["memory"] = {"limit": limit}
     limit_file = "/sys/fs/cgroup/memory/memory.limit_in_bytes" if cgroup_v1() else "/sys/fs/cgroup/memory.max"
