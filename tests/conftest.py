@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -180,6 +181,26 @@ def make_bundle(tmp_path: Path, busybox_rootfs: Path) -> Any:
 
 def unique_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create_container(runtime: Runtime, bundle: Bundle, resources: dict[str, Any] | None = None,
+                     script: str = "sleep 1000", start: bool = True) -> str:
+    """Create (and start) a container running ``script`` with ``resources`` added; its id."""
+    bundle.config["linux"]["resources"].update(resources or {})
+    bundle.shell(script)
+    cid = unique_id()
+    runtime("create", "--bundle", str(bundle.path), cid, check=True)
+    if start:
+        runtime("start", cid, check=True)
+    return cid
+
+
+def wait_status(runtime: Runtime, cid: str, status: str, timeout: float = 30.0) -> str:
+    """Poll the container's state until it is ``status`` or ``timeout`` passes; the last seen."""
+    deadline = time.monotonic() + timeout
+    while (current := runtime.state(cid)["status"]) != status and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return current
 
 
 def expect_create_failure(runtime: Runtime, bundle: Bundle, *fragments: str) -> None:

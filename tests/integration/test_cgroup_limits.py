@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Bundle, Runtime, cgroup_dirs, run_output, unique_id
+from conftest import Bundle, Runtime, cgroup_dirs, create_container, run_output, wait_status
 from ociish.cgroups import detect_mode
 from ociish.cgroups.devices import default_device_rules, v1_line
 
@@ -32,24 +32,6 @@ def cgroup_record(runtime: Runtime, cid: str) -> dict[str, Any]:
 
 def cgroup_file(runtime: Runtime, cid: str, controller: str, name: str) -> str:
     return (Path(cgroup_record(runtime, cid)["paths"][controller]) / name).read_text().strip()
-
-
-def create(runtime: Runtime, bundle: Bundle, resources: dict[str, Any] | None = None,
-           script: str = "sleep 1000", start: bool = True) -> str:
-    bundle.config["linux"]["resources"].update(resources or {})
-    bundle.shell(script)
-    cid = unique_id()
-    runtime("create", "--bundle", str(bundle.path), cid, check=True)
-    if start:
-        runtime("start", cid, check=True)
-    return cid
-
-
-def wait_status(runtime: Runtime, cid: str, status: str, timeout: float = 5.0) -> str:
-    deadline = time.monotonic() + timeout
-    while (current := runtime.state(cid)["status"]) != status and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return current
 
 
 def read_lines(proc: subprocess.Popen, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
@@ -81,7 +63,7 @@ def test_configured_limits_are_in_the_cgroup_files(runtime: Runtime, bundle: Bun
         "devices": [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 10, "minor": 229,
                                                         "access": "rw"}],
     }
-    cid = create(runtime, bundle, resources, start=False)
+    cid = create_container(runtime, bundle, resources, start=False)
     expected = {
         ("memory", "memory.limit_in_bytes"): str(64 * MiB),
         ("memory", "memory.soft_limit_in_bytes"): str(32 * MiB),
@@ -126,7 +108,7 @@ def test_a_fork_loop_stops_at_pids_limit(runtime: Runtime, bundle: Bundle) -> No
 def test_a_process_over_its_memory_limit_is_oom_killed_and_events_reports_it(runtime: Runtime,
                                                                               bundle: Bundle) -> None:
     # Memory and memory+swap equal: the process cannot escape into swap.
-    cid = create(runtime, bundle, {"memory": {"limit": 32 * MiB, "swap": 32 * MiB}}, "exec tail /dev/zero",
+    cid = create_container(runtime, bundle, {"memory": {"limit": 32 * MiB, "swap": 32 * MiB}}, "exec tail /dev/zero",
                  start=False)
     events = events_process(runtime, "--interval", "100ms", cid)
     try:
@@ -149,7 +131,7 @@ def test_a_process_over_its_memory_limit_is_oom_killed_and_events_reports_it(run
 
 
 def test_no_cgroup_is_left_after_sigkill_and_delete(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, script="sleep 1000 & sleep 1000")
+    cid = create_container(runtime, bundle, script="sleep 1000 & sleep 1000")
     record = cgroup_record(runtime, cid)
     assert all(Path(d).is_dir() for d in record["paths"].values())
     runtime("kill", cid, "KILL", check=True)
@@ -164,7 +146,7 @@ def test_no_cgroup_is_left_after_sigkill_and_delete(runtime: Runtime, bundle: Bu
 
 def test_update_changes_limits_and_merges_onto_the_current_ones(runtime: Runtime, bundle: Bundle,
                                                                  tmp_path: Path) -> None:
-    cid = create(runtime, bundle, {"memory": {"limit": 64 * MiB}, "pids": {"limit": 20}})
+    cid = create_container(runtime, bundle, {"memory": {"limit": 64 * MiB}, "pids": {"limit": 20}})
     runtime("update", "--memory", "128m", "--pids-limit", "30", "--cpu-quota", "30000", "--cpu-period", "100000",
             cid, check=True)
     assert cgroup_file(runtime, cid, "memory", "memory.limit_in_bytes") == str(128 * MiB)
@@ -198,7 +180,7 @@ def test_update_changes_limits_and_merges_onto_the_current_ones(runtime: Runtime
 def test_update_memory_unlimited_lifts_an_earlier_swap_limit(runtime: Runtime, bundle: Bundle) -> None:
     """runc's `update --memory -1`: memory+swap becomes unlimited with it, or the kernel would
     refuse a memory limit above the finite memory+swap kept from before."""
-    cid = create(runtime, bundle, {"memory": {"limit": 64 * MiB, "swap": 128 * MiB}})
+    cid = create_container(runtime, bundle, {"memory": {"limit": 64 * MiB, "swap": 128 * MiB}})
     runtime("update", "--memory", "-1", cid, check=True)
     unlimited = cgroup_file(runtime, cid, "memory", "memory.limit_in_bytes")
     assert int(unlimited) > 1 << 60
@@ -216,7 +198,7 @@ def test_update_memory_unlimited_lifts_an_earlier_swap_limit(runtime: Runtime, b
 
 
 def test_pause_and_resume(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle)
+    cid = create_container(runtime, bundle)
     runtime("pause", cid, check=True)
     assert runtime.state(cid)["status"] == "paused"
     assert cgroup_file(runtime, cid, "freezer", "freezer.state") == "FROZEN"
@@ -231,7 +213,7 @@ def test_pause_and_resume(runtime: Runtime, bundle: Bundle) -> None:
 
 
 def test_a_created_container_can_be_paused_resumed_and_started(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, start=False)
+    cid = create_container(runtime, bundle, start=False)
     runtime("pause", cid, check=True)
     assert runtime.state(cid)["status"] == "paused"
     assert runtime("start", cid).returncode == 1  # paused, not created
@@ -244,7 +226,7 @@ def test_a_created_container_can_be_paused_resumed_and_started(runtime: Runtime,
 @pytest.mark.parametrize("argv", [["kill", "{id}", "KILL"], ["kill", "--all", "{id}", "KILL"],
                                   ["delete", "--force", "{id}"]])
 def test_a_paused_container_can_be_killed(runtime: Runtime, bundle: Bundle, argv: list[str]) -> None:
-    cid = create(runtime, bundle, script="sleep 1000 & sleep 1000")
+    cid = create_container(runtime, bundle, script="sleep 1000 & sleep 1000")
     runtime("pause", cid, check=True)
     runtime(*(arg.format(id=cid) for arg in argv), check=True)
     if argv[0] == "kill":
@@ -257,7 +239,7 @@ def test_a_paused_container_can_be_killed(runtime: Runtime, bundle: Bundle, argv
 
 
 def test_events_stats_is_one_line_in_runcs_shape(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, {"memory": {"limit": 64 * MiB}, "pids": {"limit": 20}}, "sleep 1000 & sleep 1000")
+    cid = create_container(runtime, bundle, {"memory": {"limit": 64 * MiB}, "pids": {"limit": 20}}, "sleep 1000 & sleep 1000")
     result = runtime("events", "--stats", cid, check=True)
     assert result.stdout.count("\n") == 1 and result.stderr == ""
     event = json.loads(result.stdout)
@@ -272,7 +254,7 @@ def test_events_stats_is_one_line_in_runcs_shape(runtime: Runtime, bundle: Bundl
 
 
 def test_events_streams_stats_until_the_container_stops(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle)
+    cid = create_container(runtime, bundle)
     events = events_process(runtime, "--interval", "100ms", cid)
     try:
         lines = read_lines(events, 3)
@@ -290,7 +272,7 @@ def test_events_streams_stats_until_the_container_stops(runtime: Runtime, bundle
 
 
 def test_ps_lists_the_containers_host_pids(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, script="sleep 1000 & exec sleep 1001")
+    cid = create_container(runtime, bundle, script="sleep 1000 & exec sleep 1001")
     init = runtime.state(cid)["pid"]
     deadline = time.monotonic() + 5
     while len(pids := json.loads(runtime("ps", "--format", "json", cid, check=True).stdout)) < 2:
@@ -312,7 +294,7 @@ def test_ps_lists_the_containers_host_pids(runtime: Runtime, bundle: Bundle) -> 
 
 
 def test_kill_signal_reaches_a_paused_container_after_resume(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, script="trap 'exit 0' TERM; while true; do sleep 0.05; done")
+    cid = create_container(runtime, bundle, script="trap 'exit 0' TERM; while true; do sleep 0.05; done")
     runtime("pause", cid, check=True)
     runtime("kill", cid, "TERM", check=True)
     time.sleep(0.1)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Bundle, Runtime, cgroup_dirs, run_output, unique_id
+from conftest import Bundle, Runtime, cgroup_dirs, create_container, run_output, unique_id, wait_status
 from ociish.cgroups import detect_mode
 from ociish.cgroups.mapping import blkio_weight_to_io_weight, cpu_shares_to_weight
 
@@ -37,24 +37,6 @@ def read(directory: Path, name: str) -> str:
 def keyed(directory: Path, name: str) -> dict[str, int]:
     """A flat-keyed cgroup file (memory.events, pids.events, cpu.stat) as a dict."""
     return {key: int(value) for key, value in (line.split() for line in read(directory, name).splitlines())}
-
-
-def create(runtime: Runtime, bundle: Bundle, resources: dict[str, Any] | None = None,
-           script: str = "sleep 1000", start: bool = True) -> str:
-    bundle.config["linux"]["resources"].update(resources or {})
-    bundle.shell(script)
-    cid = unique_id()
-    runtime("create", "--bundle", str(bundle.path), cid, check=True)
-    if start:
-        runtime("start", cid, check=True)
-    return cid
-
-
-def wait_status(runtime: Runtime, cid: str, status: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while (current := runtime.state(cid)["status"]) != status and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return current
 
 
 def root_disk() -> tuple[int, int]:
@@ -89,7 +71,7 @@ def test_every_resource_lands_in_its_v2_file(runtime: Runtime, bundle: Bundle) -
         "hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MiB}],
         "unified": {"memory.high": str(48 * MiB)},
     }
-    cid = create(runtime, bundle, resources, start=False)
+    cid = create_container(runtime, bundle, resources, start=False)
     leaf = cgroup_dir(runtime, cid)
     assert leaf == CGROUP2 / "ociish" / cid
     assert read(leaf, "memory.max") == str(64 * MiB)
@@ -113,14 +95,14 @@ def test_every_resource_lands_in_its_v2_file(runtime: Runtime, bundle: Bundle) -
 
 
 def test_cpu_idle_lands_in_cpu_idle(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, {"cpu": {"idle": 1, "shares": 512}}, start=False)
+    cid = create_container(runtime, bundle, {"cpu": {"idle": 1, "shares": 512}}, start=False)
     leaf = cgroup_dir(runtime, cid)
     # The kernel refuses a weight for an idle group: create got through because shares were left out.
     assert read(leaf, "cpu.idle") == "1"
 
 
 def test_memory_unlimited_swap_follows_as_runc_does(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, {"memory": {"limit": -1}}, start=False)
+    cid = create_container(runtime, bundle, {"memory": {"limit": -1}}, start=False)
     leaf = cgroup_dir(runtime, cid)
     assert (read(leaf, "memory.max"), read(leaf, "memory.swap.max")) == ("max", "max")
 
@@ -141,7 +123,7 @@ def test_a_v2_value_the_kernel_refuses_names_the_field(runtime: Runtime, bundle:
 def test_over_its_memory_limit_a_process_is_oom_killed_and_events_says_so(runtime: Runtime, bundle: Bundle,
                                                                           tmp_path: Path) -> None:
     # memory+swap equal to memory: no swap to escape into (memory.swap.max 0).
-    cid = create(runtime, bundle, {"memory": {"limit": 32 * MiB, "swap": 32 * MiB}}, "exec tail /dev/zero",
+    cid = create_container(runtime, bundle, {"memory": {"limit": 32 * MiB, "swap": 32 * MiB}}, "exec tail /dev/zero",
                  start=False)
     leaf = cgroup_dir(runtime, cid)
     assert read(leaf, "memory.swap.max") == "0"
@@ -184,7 +166,7 @@ def test_a_fork_bomb_stops_at_pids_max(runtime: Runtime, bundle: Bundle) -> None
 
 
 def test_cpu_max_throttles_a_busy_loop(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, {"cpu": {"quota": 10000, "period": 100000}}, "while :; do :; done")
+    cid = create_container(runtime, bundle, {"cpu": {"quota": 10000, "period": 100000}}, "while :; do :; done")
     leaf = cgroup_dir(runtime, cid)
     deadline = time.monotonic() + 60
     while keyed(leaf, "cpu.stat")["nr_throttled"] == 0 and time.monotonic() < deadline:
@@ -226,7 +208,7 @@ def test_a_device_rule_allows_reading_the_disk(runtime: Runtime, bundle: Bundle)
 
 
 def test_pause_and_resume_through_cgroup_freeze(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, script="sleep 1000 & sleep 1000")
+    cid = create_container(runtime, bundle, script="sleep 1000 & sleep 1000")
     leaf = cgroup_dir(runtime, cid)
     runtime("pause", cid, check=True)
     assert runtime.state(cid)["status"] == "paused"
@@ -238,7 +220,7 @@ def test_pause_and_resume_through_cgroup_freeze(runtime: Runtime, bundle: Bundle
 
 
 def test_events_stats_and_ps_read_the_v2_cgroup(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, {"memory": {"limit": 64 * MiB}, "pids": {"limit": 20}},
+    cid = create_container(runtime, bundle, {"memory": {"limit": 64 * MiB}, "pids": {"limit": 20}},
                  "sleep 1000 & sleep 1000 & wait")  # the shell and two children
     leaf = cgroup_dir(runtime, cid)
     stats = json.loads(runtime("events", "--stats", cid, check=True).stdout)
@@ -253,7 +235,7 @@ def test_events_stats_and_ps_read_the_v2_cgroup(runtime: Runtime, bundle: Bundle
 
 
 def test_update_rewrites_the_v2_files(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
-    cid = create(runtime, bundle, {"memory": {"limit": 64 * MiB}, "pids": {"limit": 20},
+    cid = create_container(runtime, bundle, {"memory": {"limit": 64 * MiB}, "pids": {"limit": 20},
                                    "cpu": {"quota": 50000, "period": 100000}})
     leaf = cgroup_dir(runtime, cid)
     change = tmp_path / "resources.json"
@@ -278,7 +260,7 @@ def test_a_nested_cgroups_path_is_made_and_removed_entirely(runtime: Runtime, bu
     top = unique_id("ociish-nest")
     path = f"{top}/middle/leaf"
     bundle.config["linux"]["cgroupsPath"] = path if relative else f"/{path}"
-    cid = create(runtime, bundle, {"pids": {"limit": 10}})
+    cid = create_container(runtime, bundle, {"pids": {"limit": 10}})
     leaf = cgroup_dir(runtime, cid)
     assert leaf == CGROUP2 / path
     assert read(leaf, "pids.max") == "10"
@@ -291,7 +273,7 @@ def test_a_nested_cgroups_path_is_made_and_removed_entirely(runtime: Runtime, bu
 
 
 def test_delete_removes_the_container_cgroup(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, script="sleep 1000 & sleep 1000")
+    cid = create_container(runtime, bundle, script="sleep 1000 & sleep 1000")
     leaf = cgroup_dir(runtime, cid)
     runtime("kill", cid, "KILL", check=True)
     assert wait_status(runtime, cid, "stopped") == "stopped"
@@ -341,7 +323,7 @@ def test_a_read_write_cgroup_mount_in_a_new_namespace_hands_the_cgroup_to_the_us
     cgroup_namespace_with_mount(bundle, "rw")
     bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
     bundle.config["linux"]["resources"]["pids"] = {"limit": 20}
-    cid = create(runtime, bundle, script="mkdir /sys/fs/cgroup/child && echo $$ > /sys/fs/cgroup/child/cgroup.procs "
+    cid = create_container(runtime, bundle, script="mkdir /sys/fs/cgroup/child && echo $$ > /sys/fs/cgroup/child/cgroup.procs "
                  "&& echo 5 > /sys/fs/cgroup/pids.max; sleep 1000")
     leaf = cgroup_dir(runtime, cid)
     assert (leaf.stat().st_uid, leaf.stat().st_gid) == (1000, 1000)
@@ -358,7 +340,7 @@ def test_a_read_write_cgroup_mount_in_a_new_namespace_hands_the_cgroup_to_the_us
 
 
 def test_kill_all_ends_a_paused_container_through_cgroup_kill(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create(runtime, bundle, script="sleep 1000 & sleep 1000 & wait")
+    cid = create_container(runtime, bundle, script="sleep 1000 & sleep 1000 & wait")
     leaf = cgroup_dir(runtime, cid)
     runtime("pause", cid, check=True)
     runtime("kill", "--all", cid, "KILL", check=True)
@@ -373,7 +355,7 @@ def test_a_cgroup_that_holds_processes_is_not_taken_over(runtime: Runtime, make_
     first, second = make_bundle("first"), make_bundle("second")
     for b in (first, second):
         b.config["linux"]["cgroupsPath"] = path
-    cid = create(runtime, first)
+    cid = create_container(runtime, first)
     second.args("true")
     other = unique_id()
     result = runtime("create", "--bundle", str(second.path), other)
@@ -386,7 +368,7 @@ def test_a_cgroup_that_holds_processes_is_not_taken_over(runtime: Runtime, make_
 
 def test_check_before_update_refuses_a_limit_below_the_usage(runtime: Runtime, bundle: Bundle,
                                                             tmp_path: Path) -> None:
-    cid = create(runtime, bundle, {"memory": {"limit": 64 * MiB}})
+    cid = create_container(runtime, bundle, {"memory": {"limit": 64 * MiB}})
     leaf = cgroup_dir(runtime, cid)
     change = tmp_path / "resources.json"
     change.write_text(json.dumps({"memory": {"limit": 4096, "checkBeforeUpdate": True}}))
