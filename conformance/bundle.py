@@ -6,6 +6,7 @@ import copy
 import json
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from conformance.assets import copy_rootfs
@@ -123,3 +124,17 @@ class Bundle:
         if env is not None:
             hook["env"] = env
         self.config.setdefault("hooks", {}).setdefault(kind, []).append(hook)
+
+
+def setting(path: str, value: Any) -> Callable[[Bundle], None]:
+    """A change to a bundle that sets one config member, named by its dotted path
+    (creating the objects on the way)."""
+
+    def change(b: Bundle) -> None:
+        *parents, last = path.split(".")
+        node = b.config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+
+    return change

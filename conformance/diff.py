@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.bundle import PROBE, Bundle
+from conformance.bundle import PROBE, Bundle, setting
 from conformance.deliberate import explain
 from conformance.harness import CheckContext, CheckFailed, Session
 from conformance.probe_report import ProbeOutputError, ProbeReport
@@ -72,17 +72,6 @@ class Outcome:
 # -------------------------------------------------------------------- the cases
 
 
-def _set(path: str, value: Any) -> Callable[[Bundle], None]:
-    """A change setting one config member, given as dotted path."""
-    def change(b: Bundle) -> None:
-        *parents, last = path.split(".")
-        node = b.config
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    return change
-
-
 def _mkdir(container_path: str, then: Callable[[Bundle], None]) -> Callable[[Bundle], None]:
     def change(b: Bundle) -> None:
         b.in_rootfs(container_path).mkdir(parents=True, exist_ok=True)
@@ -102,33 +91,33 @@ SECCOMP_MKDIR = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
 
 HAND_WRITTEN = [
     Case("base", lambda b: None),
-    Case("hostname", _set("hostname", "diff-host")),
-    Case("domainname", _set("domainname", "diff.example")),
-    Case("process.cwd", _mkdir("/work/sub", _set("process.cwd", "/work/sub"))),
-    Case("process.env", _set("process.env", ["PATH=/bin", "A=1", "EMPTY=", "HOME=/root"])),
-    Case("process.env.no-home", _set("process.env", ["PATH=/bin"])),
-    Case("process.user", _set("process.user", {"uid": 1000, "gid": 1000, "additionalGids": [5, 6]})),
-    Case("process.user.umask", _set("process.user", {"uid": 0, "gid": 0, "umask": 0o27})),
-    Case("process.rlimits", _set("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
+    Case("hostname", setting("hostname", "diff-host")),
+    Case("domainname", setting("domainname", "diff.example")),
+    Case("process.cwd", _mkdir("/work/sub", setting("process.cwd", "/work/sub"))),
+    Case("process.env", setting("process.env", ["PATH=/bin", "A=1", "EMPTY=", "HOME=/root"])),
+    Case("process.env.no-home", setting("process.env", ["PATH=/bin"])),
+    Case("process.user", setting("process.user", {"uid": 1000, "gid": 1000, "additionalGids": [5, 6]})),
+    Case("process.user.umask", setting("process.user", {"uid": 0, "gid": 0, "umask": 0o27})),
+    Case("process.rlimits", setting("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
                                                      {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}])),
-    Case("process.capabilities", _set("process.capabilities", {
+    Case("process.capabilities", setting("process.capabilities", {
         "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"], "effective": ["CAP_CHOWN"],
         "permitted": ["CAP_CHOWN", "CAP_KILL"], "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]})),
-    Case("process.capabilities.ambient-unraisable", _set("process.capabilities.ambient", ["CAP_KILL"])),
-    Case("process.noNewPrivileges.false", _set("process.noNewPrivileges", False)),
-    Case("process.oomScoreAdj", _set("process.oomScoreAdj", 123)),
-    Case("root.readonly", _set("root.readonly", True)),
+    Case("process.capabilities.ambient-unraisable", setting("process.capabilities.ambient", ["CAP_KILL"])),
+    Case("process.noNewPrivileges.false", setting("process.noNewPrivileges", False)),
+    Case("process.oomScoreAdj", setting("process.oomScoreAdj", 123)),
+    Case("root.readonly", setting("root.readonly", True)),
     Case("mounts.tmpfs", _mount({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
                                  "options": ["nosuid", "size=1m"]}), ("--stat", "/scratch")),
     Case("mounts.bind-ro", _mount({"destination": "/hostetc", "type": "bind", "source": "/etc",
                                    "options": ["rbind", "ro"]})),
-    Case("linux.maskedPaths", _set("linux.maskedPaths", ["/proc/kcore", "/proc/keys"])),
-    Case("linux.readonlyPaths", _set("linux.readonlyPaths", ["/proc/sys", "/proc/bus"])),
-    Case("linux.sysctl", _set("linux.sysctl", {"net.ipv4.ip_forward": "1"})),
-    Case("linux.seccomp", _set("linux.seccomp", SECCOMP_MKDIR)),
+    Case("linux.maskedPaths", setting("linux.maskedPaths", ["/proc/kcore", "/proc/keys"])),
+    Case("linux.readonlyPaths", setting("linux.readonlyPaths", ["/proc/sys", "/proc/bus"])),
+    Case("linux.sysctl", setting("linux.sysctl", {"net.ipv4.ip_forward": "1"})),
+    Case("linux.seccomp", setting("linux.seccomp", SECCOMP_MKDIR)),
     Case("linux.namespaces.no-net", lambda b: b.set_namespace("network", present=False)),
     Case("linux.namespaces.cgroup", lambda b: b.set_namespace("cgroup")),
-    Case("linux.resources.pids", _set("linux.resources", {"pids": {"limit": 50}})),
+    Case("linux.resources.pids", setting("linux.resources", {"pids": {"limit": 50}})),
 ]
 
 

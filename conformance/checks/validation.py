@@ -7,24 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from conformance import host
-from conformance.bundle import Bundle
+from conformance.bundle import Bundle, setting
 from conformance.harness import CheckContext
 from conformance.registry import check, register
 
 Mutation = Callable[[Bundle], None]
-
-
-def _set(path: str, value: Any) -> Mutation:
-    """Set a dotted config key (creating objects on the way)."""
-
-    def mutate(b: Bundle) -> None:
-        *parents, last = path.split(".")
-        node = b.config
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-
-    return mutate
 
 
 def _drop(key: str) -> Mutation:
@@ -36,44 +23,44 @@ def _hook(**fields: Any) -> Mutation:
 
 
 def _rlimits(*types: str) -> Mutation:
-    return _set("process.rlimits", [{"type": t, "soft": 100, "hard": 100} for t in types])
+    return setting("process.rlimits", [{"type": t, "soft": 100, "hard": 100} for t in types])
 
 
 # name -> (requirement, mutation, runtime cwd).  Relative paths are given a
 # cwd of / so that a runtime that does not validate them would succeed.
 REJECTIONS: dict[str, tuple[str, Mutation, str | None]] = {
-    "ociversion_not_semver": ("config.ociVersion.semver", _set("ociVersion", "one.two"), None),
+    "ociversion_not_semver": ("config.ociVersion.semver", setting("ociVersion", "one.two"), None),
     "no_root": ("config.root.required", _drop("root"), None),
-    "root_missing": ("config.root.path-exists", _set("root.path", "no-such-rootfs"), None),
-    "root_is_file": ("config.root.path-exists", _set("root.path", "config.json"), None),
-    "cwd_relative": ("config.process.cwd-absolute", _set("process.cwd", "bin"), None),
-    "args_empty": ("config.process.args-required", _set("process.args", []), None),
+    "root_missing": ("config.root.path-exists", setting("root.path", "no-such-rootfs"), None),
+    "root_is_file": ("config.root.path-exists", setting("root.path", "config.json"), None),
+    "cwd_relative": ("config.process.cwd-absolute", setting("process.cwd", "bin"), None),
+    "args_empty": ("config.process.args-required", setting("process.args", []), None),
     "rlimit_unknown": ("config.process.rlimits-invalid", _rlimits("RLIMIT_CONFORMANCE"), None),
     "rlimit_twice": ("config.process.rlimits-duplicate",
                      _rlimits("RLIMIT_NOFILE", "RLIMIT_NOFILE"), None),
     "hook_relative": ("config.hooks.path-absolute", _hook(path="bin/true"), "/"),
     "hook_timeout_zero": ("config.hooks.timeout-positive", _hook(timeout=0), None),
     "annotation_empty_key": ("config.annotations.empty-key",
-                             _set("annotations", {"": "value"}), None),
+                             setting("annotations", {"": "value"}), None),
     "annotation_not_string": ("config.annotations.string-values",
-                              _set("annotations", {"org.example.n": 1}), None),
+                              setting("annotations", {"org.example.n": 1}), None),
     "namespace_type_unknown": ("config.valid-values",
                                lambda b: b.linux["namespaces"].append({"type": "conformance"}),
                                None),
     "device_type_unknown": ("config.valid-values",
-                            _set("linux.devices", [{"path": "/dev/x", "type": "x",
+                            setting("linux.devices", [{"path": "/dev/x", "type": "x",
                                                     "major": 1, "minor": 3}]), None),
     "seccomp_action_unknown": ("config.valid-values",
-                               _set("linux.seccomp", {"defaultAction": "SCMP_ACT_CONFORMANCE"}),
+                               setting("linux.seccomp", {"defaultAction": "SCMP_ACT_CONFORMANCE"}),
                                None),
     "weight_device_without_weight": (
         "config-linux.blockIO.weightDevice-entry",
-        _set("linux.resources", {"blockIO": {"weightDevice": [{"major": 1, "minor": 3}]}}),
+        setting("linux.resources", {"blockIO": {"weightDevice": [{"major": 1, "minor": 3}]}}),
         None),
     "masked_path_relative": ("config-linux.maskedPaths.absolute",
-                             _set("linux.maskedPaths", ["etc/motd"]), None),
+                             setting("linux.maskedPaths", ["etc/motd"]), None),
     "readonly_path_relative": ("config-linux.readonlyPaths.absolute",
-                               _set("linux.readonlyPaths", ["etc"]), None),
+                               setting("linux.readonlyPaths", ["etc"]), None),
 }
 
 
