@@ -6,7 +6,7 @@ runtime itself works from — the mount options `rootfs.mountopts` parses, the c
 names `linux.caps` knows, the namespace types the planner accepts, the seccomp actions,
 operators and flags the compiler maps — and the document can never claim more, or less,
 than the code does.  What ociish refuses ("not supported yet") is reported as absent or
-disabled: Intel RDT, memory policies, network devices.
+disabled: Intel RDT, network devices.
 
 The spec wants the document fixed at build time and independent of the host.  A Python
 runtime has no build step, so "built with" means "installed with": seccomp is enabled
@@ -22,6 +22,7 @@ import errno
 
 from ociish import OCI_VERSION, __version__
 from ociish.linux.caps import CAPABILITIES
+from ociish.linux.mempolicy import FLAGS, MODES
 from ociish.process.plan import NAMESPACE_FLAGS
 from ociish.rootfs.mountopts import MOUNT_OPTIONS
 from ociish.security.seccomp import ACTIONS, FLAG_BITS, FLAG_NEW_LISTENER, OPERATORS
@@ -67,7 +68,8 @@ def _linux() -> dict[str, Any]:
         # without that LSM gets a clear refusal at create, not a silent unconfined process.
         "apparmor": {"enabled": True},
         "selinux": {"enabled": True},
-        "memoryPolicy": {"modes": [], "flags": []},
+        # every mode and flag set_mempolicy(2) has; a kernel older than one refuses it at create
+        "memoryPolicy": {"modes": list(MODES), "flags": list(FLAGS)},
         "intelRdt": {"enabled": False, "schemata": False, "monitoring": False},
         # bind mounts only, made by create as the host's root (rootfs/idmap.py)
         "mountExtensions": {"idmap": {"enabled": True}},

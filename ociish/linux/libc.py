@@ -29,11 +29,11 @@ SYS_MOUNT_SETATTR = 442
 
 # Architecture-specific numbers for calls without a usable libc wrapper.
 _ARCH_NR = {
-    "x86_64": {"pivot_root": 155, "keyctl": 250, "seccomp": 317, "ioprio_set": 251, "sched_setattr": 314},
-    "aarch64": {"pivot_root": 41, "keyctl": 219, "seccomp": 277, "ioprio_set": 30, "sched_setattr": 274},
-    "ppc64le": {"pivot_root": 203, "keyctl": 271, "seccomp": 358, "ioprio_set": 273, "sched_setattr": 355},
-    "s390x": {"pivot_root": 217, "keyctl": 280, "seccomp": 348, "ioprio_set": 282, "sched_setattr": 345},
-    "riscv64": {"pivot_root": 41, "keyctl": 219, "seccomp": 277, "ioprio_set": 30, "sched_setattr": 274},
+    "x86_64": {"pivot_root": 155, "keyctl": 250, "seccomp": 317, "ioprio_set": 251, "sched_setattr": 314, "set_mempolicy": 238},
+    "aarch64": {"pivot_root": 41, "keyctl": 219, "seccomp": 277, "ioprio_set": 30, "sched_setattr": 274, "set_mempolicy": 237},
+    "ppc64le": {"pivot_root": 203, "keyctl": 271, "seccomp": 358, "ioprio_set": 273, "sched_setattr": 355, "set_mempolicy": 261},
+    "s390x": {"pivot_root": 217, "keyctl": 280, "seccomp": 348, "ioprio_set": 282, "sched_setattr": 345, "set_mempolicy": 270},
+    "riscv64": {"pivot_root": 41, "keyctl": 219, "seccomp": 277, "ioprio_set": 30, "sched_setattr": 274, "set_mempolicy": 237},
 }
 
 CLONE_NEWTIME = 0x00000080
@@ -310,6 +310,13 @@ class _SchedAttr(ctypes.Structure):
 def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int, period: int) -> None:
     attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
     _check(_syscall(ctypes.c_long(_nr("sched_setattr")), 0, ctypes.byref(attr), 0), "sched_setattr")
+
+
+def set_mempolicy(mode: int, nodemask: list[int], maxnode: int) -> None:
+    """The calling thread's NUMA policy (see ociish.linux.mempolicy); its children and
+    an execve keep it."""
+    words = (ctypes.c_ulong * len(nodemask))(*nodemask) if nodemask else None
+    _check(_syscall(ctypes.c_long(_nr("set_mempolicy")), mode, words, ctypes.c_ulong(maxnode)), "set_mempolicy")
 
 
 class _SockFprog(ctypes.Structure):

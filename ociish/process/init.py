@@ -285,6 +285,9 @@ def _prepare_process(plan: dict[str, Any], chan: Channel) -> None:
     if plan["scheduler"] is not None:
         _step = "process.scheduler"
         L.sched_setattr(*plan["scheduler"])
+    if plan["memory_policy"] is not None:
+        _step = "linux.memoryPolicy"
+        L.set_mempolicy(*plan["memory_policy"])
     if plan["io_priority"] is not None:
         _step = "process.ioPriority"
         L.ioprio_set(*plan["io_priority"])

@@ -65,7 +65,6 @@ PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 _NOT_SUPPORTED = (
     ("linux", "intelRdt"),
     ("linux", "netDevices"),
-    ("linux", "memoryPolicy"),
 )
 
 
@@ -273,7 +272,17 @@ def _process_settings(proc: dict[str, Any], linux: dict[str, Any]) -> dict[str, 
         "scheduler": _scheduler(proc.get("scheduler")),
         "io_priority": _io_priority(proc.get("ioPriority")),
         "lsm_exec": lsm_exec_label(proc, linux),
+        "memory_policy": _memory_policy(linux.get("memoryPolicy")),
     }
+
+
+def _memory_policy(spec: dict[str, Any] | None) -> tuple[int, list[int], int] | None:
+    """set_mempolicy's arguments, for the init and every exec'd process alike."""
+    if not spec:
+        return None
+    from ociish.linux.mempolicy import policy
+
+    return policy(spec)
 
 
 NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts", "user": "user",

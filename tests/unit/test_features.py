@@ -61,7 +61,21 @@ def test_idmapped_mounts_enabled_intel_rdt_net_devices_disabled() -> None:
     assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
     assert {"idmap", "ridmap"} <= set(DOC["mountOptions"])
     assert linux["intelRdt"]["enabled"] is False and linux["netDevices"]["enabled"] is False
-    assert linux["memoryPolicy"] == {"modes": [], "flags": []}
+
+
+def test_memory_policy_lists_every_mode_and_flag_of_the_spec() -> None:
+    """config-linux.md's seven modes and three flags, each one the planner turns into set_mempolicy arguments."""
+    from ociish.linux.mempolicy import policy
+
+    assert sorted(DOC["linux"]["memoryPolicy"]["modes"]) == sorted([
+        "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED",
+        "MPOL_PREFERRED_MANY", "MPOL_LOCAL"])
+    assert sorted(DOC["linux"]["memoryPolicy"]["flags"]) == [
+        "MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+    for mode in DOC["linux"]["memoryPolicy"]["modes"]:
+        policy({"mode": mode, "nodes": "" if mode in ("MPOL_DEFAULT", "MPOL_LOCAL") else "0"})
+    for flag in DOC["linux"]["memoryPolicy"]["flags"]:
+        policy({"mode": "MPOL_BIND", "nodes": "0", "flags": [flag]})
 
 
 @pytest.mark.parametrize("kind", DOC["linux"]["namespaces"])

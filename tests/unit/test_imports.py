@@ -24,8 +24,9 @@ CREATE_NEVER = ("jsonschema", "structlog", "orjson", "argparse", "typing", "data
 # what printing a warning or an error on stderr must not pull in (structlog's package is ~60 ms)
 LOGGING_NEVER = ("structlog", "asyncio", "ssl", "logging", "typing", "json", "inspect")
 # what a create of a config without seccomp or regex-checked fields does without (enum is
-# imported by re and by signal.py; difflib only suggests a name for an unknown key)
-PLAIN_CREATE_NEVER = ("re", "enum", "signal", "difflib")
+# imported by re and by signal.py; difflib only suggests a name for an unknown key; the
+# memory policy module is for configs with linux.memoryPolicy)
+PLAIN_CREATE_NEVER = ("re", "enum", "signal", "difflib", "ociish.linux.mempolicy")
 
 PROBE = """
 import sys

@@ -69,7 +69,6 @@ def test_terminal_and_console_socket_go_together(config: dict[str, Any]) -> None
 
 
 @pytest.mark.parametrize("section,field,value", [
-    ("linux", "memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0"}),
     ("linux", "netDevices", {"eth0": {}}),
     ("linux", "intelRdt", {"closID": "x"}),
 ])
