@@ -34,6 +34,17 @@ def run_hooks(kind: str, hooks: list[dict[str, Any]], state_json: bytes, cwd: st
         run_hook(f"hooks.{kind}[{index}]", hook, state_json, cwd, runtime_env)
 
 
+def run_hooks_warning_only(kind: str, hooks: list[dict[str, Any]], state_json: bytes) -> None:
+    """poststop failures are warnings (config.md), and the rest still run."""
+    from ociish import log
+
+    for index, hook in enumerate(hooks):
+        try:
+            run_hook(f"hooks.{kind}[{index}]", hook, state_json, None)
+        except HookError as e:
+            log.warning(e.message)
+
+
 def run_hook(where: str, hook: dict[str, Any], state_json: bytes, cwd: str | None,
              runtime_env: Mapping[str, str] | None = None) -> None:
     """Run one hook to completion; HookError naming ``where`` when it fails or times out.

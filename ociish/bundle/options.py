@@ -1,6 +1,6 @@
 """The config options of `ociish spec` and `ociish bundle create|import`, as a builder sees them.
 
-cli.py declares the flags; this module turns their text (``64m``, ``SRC:DST:ro``,
+ociish/cli/__init__.py declares the flags; this module turns their text (``64m``, ``SRC:DST:ro``,
 ``pid,net=/proc/1/ns/net``) into ConfigBuilder calls, in one fixed order so the result
 does not depend on the order flags were typed in.
 """

@@ -25,9 +25,8 @@ import orjson
 
 from ociish.cgroups import fs
 from ociish.cgroups.stats import container_stats
-from ociish.container import open_pidfd
 from ociish.errors import OciishError, WrongState
-from ociish.ops import live_container
+from ociish.ops.container import live_container, open_pidfd
 from ociish.state.store import StateStore
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")

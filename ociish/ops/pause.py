@@ -6,7 +6,7 @@ frozen or thawed behind our back still shows its true status.
 
 from __future__ import annotations
 
-from ociish.ops import live_container
+from ociish.ops.container import live_container
 from ociish.state.store import StateStore, check_id
 
 

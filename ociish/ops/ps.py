@@ -12,9 +12,8 @@ import subprocess
 
 import orjson
 
-from ociish.container import Container
 from ociish.errors import OciishError
-from ociish.ops import cgroup_of
+from ociish.ops.container import Container, cgroup_of
 from ociish.state.store import StateStore
 
 DEFAULT_PS_ARGS = ("-ef",)

@@ -19,7 +19,7 @@ import orjson
 
 from ociish import log
 from ociish.errors import NotSupportedError, OciishError
-from ociish.ops import live_container
+from ociish.ops.container import live_container
 from ociish.state.store import StateStore, check_id
 from ociish.units import parse_size
 

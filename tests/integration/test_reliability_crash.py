@@ -30,7 +30,8 @@ TRIALS = 200  # named steps + random times, as the reliability issue asks
 DRIVER = r"""
 import os, signal, sys
 
-from ociish import cli, create
+from ociish import cli
+from ociish.ops import create
 from ociish.cgroups.manager import CgroupManager
 from ociish.process.parent import Conversation
 from ociish.state.store import StateStore

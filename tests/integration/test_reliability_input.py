@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO, Bundle, Runtime, default_config, unique_id
-from ociish import create as create_module
+from ociish.ops import create as create_module
 from ociish.errors import OciishError
 from ociish.state.store import StateStore
 

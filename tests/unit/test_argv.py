@@ -1,4 +1,4 @@
-"""ociish.argv: the fast path gives argparse's result, and is taken for the clients' calls."""
+"""ociish.cli.argv: the fast path gives argparse's result, and is taken for the clients' calls."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ociish.argv import parse_common
+from ociish.cli.argv import parse_common
 from ociish.cli import _parser
 from ociish.errors import OciishError
 

@@ -752,13 +752,13 @@ def _ownership_config(namespace: dict | None, options: list[str], user: dict, ui
     (None, ["rw"], None),  # no cgroup namespace
 ])
 def test_the_cgroup_goes_to_the_user_only_with_a_new_namespace_and_a_read_write_mount(namespace, options, owner):
-    from ociish.create import cgroup_owner
+    from ociish.ops.create import cgroup_owner
 
     assert cgroup_owner(_ownership_config(namespace, options, {"uid": 1000, "gid": 1001})) == owner
 
 
 def test_the_cgroup_owner_is_the_host_id_the_user_maps_to():
-    from ociish.create import cgroup_owner
+    from ociish.ops.create import cgroup_owner
 
     mappings = [{"containerID": 0, "hostID": 100000, "size": 1000}, {"containerID": 1000, "hostID": 5000, "size": 10}]
     config = _ownership_config({"type": "cgroup"}, ["rw"], {"uid": 1002, "gid": 7}, mappings)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ociish.cli import main
-from ociish.features import features
+from ociish.ops.features import features
 from ociish.rootfs.mountopts import parse_options
 from ociish.security.seccomp import compile_filter
 from ociish.spec.validate import schema_errors, validate_config
@@ -122,7 +122,7 @@ def test_known_seccomp_flags_are_accepted(flag: str) -> None:
 def test_supported_flags_are_known_and_probed_from_the_kernel() -> None:
     import pyseccomp
 
-    from ociish.features import _kernel_accepts_filter_flags
+    from ociish.ops.features import _kernel_accepts_filter_flags
 
     assert set(SECCOMP["supportedFlags"]) <= set(SECCOMP["knownFlags"])
     assert "SECCOMP_FILTER_FLAG_TSYNC" in SECCOMP["supportedFlags"]  # Linux 3.17

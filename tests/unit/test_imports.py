@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import Bundle, unique_id
 
-HEAVY = ("jsonschema", "structlog", "asyncio", "orjson", "ctypes", "ociish.cgroups.manager", "ociish.create", "jeepney")
-# what `state` does without: argparse (ociish.argv), re/enum/json (ociish.jsonio), typing
+HEAVY = ("jsonschema", "structlog", "asyncio", "orjson", "ctypes", "ociish.cgroups.manager", "ociish.ops.create", "jeepney")
+# what `state` does without: argparse (ociish.cli.argv), re/enum/json (ociish.jsonio), typing
 STATE_NEVER = ("argparse", "re", "enum", "json", "typing", "dataclasses", "shutil", "socket")
 # what no create/exec/run needs at import time
 CREATE_NEVER = ("jsonschema", "structlog", "orjson", "argparse", "typing", "dataclasses", "inspect", "json",
@@ -78,7 +78,7 @@ def test_state_imports_nothing_but_what_it_uses(state_root: Path) -> None:
 
 
 def test_the_create_and_exec_modules_import_nothing_heavy() -> None:
-    code = ("import sys; import ociish.run, ociish.execute, ociish.process.init; loaded = sorted(sys.modules); "
+    code = ("import sys; import ociish.ops.run, ociish.ops.exec, ociish.process.init; loaded = sorted(sys.modules); "
             "import json; print(json.dumps(loaded), file=sys.__stderr__)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(json.loads(result.stderr.strip().splitlines()[-1]))

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from ociish.cli import _parser
-from ociish.container import Container
+from ociish.ops.container import Container
 from ociish.errors import ConfigError, NotSupportedError, OciishError
 from ociish.ops import update as up
 from ociish.state.store import StateStore

@@ -13,8 +13,11 @@ from typing import Any, Iterator
 import pytest
 
 from conftest import record
-from ociish.container import Container, delete, start
-from ociish.create import write_pid_file
+from ociish.ops.container import Container
+from ociish.ops.create import write_pid_file
+from ociish.ops.delete import delete, destroy, wait_stopped
+from ociish.ops.kill import kill
+from ociish.ops.start import start
 from ociish.errors import ContainerNotFound, DamagedState, OciishError, WrongState
 from ociish.linux.proc import start_time
 from ociish.state.store import StateStore
@@ -171,7 +174,7 @@ def test_a_record_without_status_or_pid_is_corrupt_for_every_command(store: Stat
     del rec[missing]
     save(store, rec)
     container = Container.load(store, "a")
-    for operation in (container.status, container.state, lambda: container.kill(signal.SIGTERM)):
+    for operation in (container.status, container.state, lambda: kill(store, "a", signal.SIGTERM)):
         with pytest.raises(OciishError, match="is corrupt"):
             operation()
 
@@ -192,7 +195,7 @@ def test_delete_without_force_refuses_a_record_it_cannot_trust(store: StateStore
 def test_kill_of_a_stopped_container_says_what_runc_says(store: StateStore) -> None:
     save(store, record("a", status="running"))
     with pytest.raises(WrongState, match="^container not running: 'a' is stopped$"):
-        Container.load(store, "a").kill(signal.SIGTERM)
+        kill(store, "a", signal.SIGTERM)
 
 
 def test_an_init_that_exits_between_the_check_and_the_signal_is_not_running(
@@ -209,9 +212,8 @@ def test_an_init_that_exits_between_the_check_and_the_signal_is_not_running(
         return True
 
     monkeypatch.setattr(container, "init_alive", alive_then_gone)
-    monkeypatch.setattr(container, "status", lambda: "running")
     with pytest.raises(WrongState, match="container not running"):
-        container.kill(signal.SIGTERM)
+        container.signal_init(signal.SIGTERM)
 
 
 class FakeCgroup:
@@ -240,8 +242,8 @@ def test_destroy_kills_the_cgroup_when_create_died_before_recording_the_init(
     container = Container.load(store, "a")
     cgroup = FakeCgroup([12345])
     monkeypatch.setattr(container, "cgroup", lambda: cgroup)
-    assert container.status() == "stopped" and container.wait_stopped(timeout=0)
-    container.destroy("stopped")
+    assert container.status() == "stopped" and wait_stopped(container, timeout=0)
+    destroy(container, "stopped")
     assert cgroup.calls == [f"kill_all {signal.SIGKILL}", "destroy"]
     assert entries(store) == []
 
@@ -265,7 +267,7 @@ def test_a_pid_now_naming_a_thread_is_not_the_init(store: StateStore, thread_id:
     container = Container.load(store, "a")
     with pytest.raises(WrongState, match="container not running"):
         container.signal_init(signal.SIGCONT)
-    assert container.wait_stopped(timeout=0)
+    assert wait_stopped(container, timeout=0)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from conftest import record
-from ociish.container import Container
+from ociish.ops.container import Container
 from ociish.errors import ContainerNotFound, OciishError
 from ociish.linux.proc import start_time
 from ociish.state.store import FIFO_NAME, StateStore, check_id

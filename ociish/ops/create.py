@@ -390,7 +390,7 @@ class _Creation:
         except Exception as e:  # noqa: BLE001 - report, but finish the cleanup
             log.warning(f"cleanup after failed create: {e}")
         if self.hooks_reached:
-            from ociish.container import run_hooks_warning_only
+            from ociish.hooks import run_hooks_warning_only
 
             state = jsonio.dumps({"ociVersion": OCI_VERSION, "id": self.id, "status": "stopped", "pid": 0,
                                   "bundle": self.record["bundle"], "annotations": self.record["annotations"]})

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 
 from ociish import hostfile, log
-from ociish.container import Container
 from ociish.errors import ConfigError, OciishError, WrongState
+from ociish.ops.container import Container
 from ociish.process import plan as planner
 from ociish.process.channel import ChannelClosed
 from ociish.process.parent import Conversation, InitProcess, spawn
@@ -109,7 +109,7 @@ class _Exec:
         pass
 
     def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None:
-        from ociish.create import send_seccomp_listener
+        from ociish.ops.create import send_seccomp_listener
 
         state = self.container.state()
         send_seccomp_listener(self.config, {k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle",
@@ -120,7 +120,7 @@ def exec_process(store: StateStore, container_id: str, proc: dict[str, Any], *, 
                  pid_file: str | None = None, console_socket: str | None = None, preserve_fds: int = 0,
                  ignore_paused: bool = False) -> int:
     """Start ``proc`` in the container; its exit status (0 when detached)."""
-    from ociish.create import _sweep_inherited_fds
+    from ociish.ops.create import _sweep_inherited_fds
 
     _sweep_inherited_fds(preserve_fds)
     if pid_file:
@@ -151,7 +151,7 @@ def exec_process(store: StateStore, container_id: str, proc: dict[str, Any], *, 
 
 def _start(container: Container, config: dict[str, Any], proc: dict[str, Any], console_socket: str | None,
            preserve_fds: int, pid_file: str | None) -> int:
-    from ociish.create import _above, _connect, write_pid_file
+    from ociish.ops.create import _above, _connect, write_pid_file
 
     floor = 3 + preserve_fds
     fds: dict[str, int] = {}
@@ -203,7 +203,7 @@ def _wait_for_execve(chan: Any) -> None:
 
 def _wait(pid: int, relay_from: int) -> int:
     """Foreground: forward signals, relay the terminal, exit with the process's status."""
-    from ociish.run import SignalsForwarded, relay_and_wait
+    from ociish.ops.run import SignalsForwarded, relay_and_wait
 
     with SignalsForwarded(pid) as forwarding:
         return relay_and_wait(pid, relay_from, forwarding)

@@ -12,9 +12,11 @@ import os
 
 import _signal as signal  # the C module: signal.py wraps it in IntEnums, and enum costs ~3.5 ms
 
-from ociish.container import Container, delete, start
-from ociish.create import create
 from ociish.errors import OciishError
+from ociish.ops.container import Container
+from ociish.ops.create import create
+from ociish.ops.delete import delete
+from ociish.ops.start import start
 from ociish.state.store import StateStore
 
 TYPE_CHECKING = False

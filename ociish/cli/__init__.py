@@ -2,8 +2,9 @@
 
 Global flags come before the subcommand, in `--flag value` or `--flag=value` form.  Each
 subcommand imports only what it needs, and the common command lines of the lifecycle
-commands do not even import argparse (ociish.argv).  User mistakes exit 1 with one clear
-line; a traceback is shown only for internal errors under --debug.
+commands do not even import argparse (ociish.cli.argv).  Each command hands its
+arguments to its operation, in ociish.ops.  User mistakes exit 1 with one clear line; a
+traceback is shown only for internal errors under --debug.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 
 from ociish import OCI_VERSION, __version__
-from ociish.argv import DEFAULT_ROOT, GLOBAL_OPTIONS, LIFECYCLE_COMMANDS, parse_common
+from ociish.cli.argv import DEFAULT_ROOT, GLOBAL_OPTIONS, LIFECYCLE_COMMANDS, parse_common
 from ociish.errors import OciishError
 
 TYPE_CHECKING = False
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any, Callable, NoReturn
 
-    from ociish.argv import Option, Positional
+    from ociish.cli.argv import Option, Positional
 
 NOT_YET = ("checkpoint", "restore")
 EXEC_FAILED = 255
@@ -72,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add(p: argparse.ArgumentParser, options: tuple[Option, ...], positionals: tuple[Positional, ...]) -> None:
-    """Options and positionals declared in ociish.argv (the fast path parses the same)."""
+    """Options and positionals declared in ociish.cli.argv (the fast path parses the same)."""
     import argparse
 
     for o in options:
@@ -197,7 +198,7 @@ def default_root() -> str:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from ociish.create import create
+    from ociish.ops.create import create
 
     container_id, bundle = resolve_bundle(args)
     create(_store(args), container_id, bundle, pid_file=args.pid_file, console_socket=args.console_socket,
@@ -207,7 +208,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ociish.run import run
+    from ociish.ops.run import run
 
     container_id, bundle = resolve_bundle(args)
     return run(_store(args), container_id, bundle, detach=args.detach, keep=args.keep, pid_file=args.pid_file,
@@ -216,45 +217,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from ociish.container import start
+    from ociish.ops.start import start
 
     start(_store(args), args.id)
     return 0
 
 
-def runc_state(state: dict[str, Any], owner: str) -> dict[str, Any]:
-    """The state as runc prints it: its members in runc's order, annotations only when there
-    are any, and the owner (which runc's `state` leaves empty and its `list` fills)."""
-    shown = {key: state[key] for key in ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created")}
-    if state["annotations"]:
-        shown["annotations"] = dict(sorted(state["annotations"].items()))
-    shown["owner"] = owner
-    return shown
-
-
 def cmd_state(args: argparse.Namespace) -> int:
-    from ociish.container import Container
-    from ociish.jsonio import dumps_go
+    from ociish.ops.state import state
 
-    state = Container.load(_store(args), args.id).state()
-    sys.stdout.write(dumps_go(runc_state(state, owner=""), indent="  "))  # no newline after it, as runc's
+    sys.stdout.write(state(_store(args), args.id))
     return 0
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    from ociish.container import Container
     from ociish.linux.signals import parse_signal
+    from ociish.ops.kill import kill
 
     try:
         signum = parse_signal(args.signal)
     except ValueError as e:
         raise OciishError(f"kill: {e}") from None
-    Container.load(_store(args), args.id).kill(signum, all_processes=args.all)
+    kill(_store(args), args.id, signum, all_processes=args.all)
     return 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from ociish.container import delete
+    from ociish.ops.delete import delete
     from ociish.state.store import check_id
 
     delete(_store(args), check_id(args.id), args.force)
@@ -262,32 +251,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ociish.container import Container
-    from ociish.errors import DamagedState
+    from ociish.ops.state import list_containers
 
-    store = _store(args)
-    states = []
-    for container_id in store.ids():
-        try:
-            states.append(Container.load(store, container_id).state())
-        except DamagedState:  # `state ID` says what is wrong; `delete --force ID` removes it
-            states.append({"ociVersion": OCI_VERSION, "id": container_id, "status": "damaged", "pid": 0,
-                           "bundle": "", "rootfs": "", "created": "", "owner": "", "annotations": {}})
-        except OciishError:
-            continue  # vanished, or being made, while we listed
-    if args.quiet:
-        sys.stdout.write("".join(s["id"] + "\n" for s in states))
-    elif args.format == "json":
-        from ociish.jsonio import dumps_go
-
-        sys.stdout.write(dumps_go([runc_state(s, s["owner"]) for s in states] if states else None) + "\n")
-    else:
-        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]
-        # runc's tabwriter: columns at least 12 wide, 3 spaces after the longest cell
-        widths = [max(12, 3 + max(len(row[i]) for row in rows)) for i in range(len(rows[0]) - 1)] + [0]
-        for row in rows:
-            sys.stdout.write("".join(cell.ljust(w) for cell, w in zip(row, widths)) + "\n")
+    sys.stdout.write(list_containers(_store(args), args.format, args.quiet))
     return 0
 
 
@@ -318,21 +284,11 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Errors refuse the config; the warnings are what create would print, and it still runs."""
-    from ociish import log
-    from ociish.create import load_config
-    from ociish.process.plan import capability_sets
-    from ociish.spec.unknown import unknown_key_warnings
+    from ociish.ops.validate import validate
 
     if args.bundle_pos is not None and args.bundle is not None:
         raise OciishError("validate: give the bundle either as --bundle or as an argument, not both")
-    bundle = args.bundle_pos or args.bundle or "."
-    config, _ = load_config(os.path.abspath(bundle))
-    warnings = unknown_key_warnings(config)
-    capability_sets((config.get("process") or {}).get("capabilities") or {}, warnings)
-    for warning in warnings:
-        log.warning(warning)
-    sys.stdout.write(f"{os.path.join(bundle, 'config.json')}: valid\n")
+    sys.stdout.write(validate(args.bundle_pos or args.bundle or "."))
     return 0
 
 
@@ -375,7 +331,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from ociish import execute
+    from ociish.ops import exec as execute
     from ociish.state.store import check_id
 
     check_id(args.id)
@@ -401,7 +357,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 def cmd_features(args: argparse.Namespace) -> int:
     import orjson
 
-    from ociish.features import features
+    from ociish.ops.features import features
 
     sys.stdout.write(orjson.dumps(features(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
@@ -411,7 +367,7 @@ def cmd_not_yet(args: argparse.Namespace) -> int:
     raise OciishError(f"{args.command}: not supported yet")
 
 
-# argparse.Namespace, or the SimpleNamespace of ociish.argv's fast path
+# argparse.Namespace, or the SimpleNamespace of ociish.cli.argv's fast path
 COMMANDS: dict[str, Callable[[Any], int]] = {
     "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state, "kill": cmd_kill,
     "delete": cmd_delete, "list": cmd_list, "spec": cmd_spec, "validate": cmd_validate, "exec": cmd_exec, "update": cmd_update,
