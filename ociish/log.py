@@ -101,9 +101,9 @@ def _file_ready() -> bool:
     return True
 
 
-def _to_file(level: str, msg: str) -> None:
+def _to_file(level: str, msg: str, fields: dict[str, str]) -> None:
     log = _file_log()
-    event: Any = {"event": msg}
+    event: Any = {"event": msg, **fields}
     for processor in log["processors"]:
         event = processor(None, level, event)
     log["stream"].write(event + "\n")
@@ -118,14 +118,14 @@ def _to_stderr(level: str, msg: str) -> None:
 def error(msg: str) -> None:
     """Always on stderr (clients relay it) and, as exactly one line, in --log."""
     if _file_ready():
-        _to_file("error", msg.replace("\n", "; "))
+        _to_file("error", msg.replace("\n", "; "), {})
     _to_stderr("error", msg)
 
 
-def _note(level: str, msg: str) -> None:
+def _note(level: str, msg: str, fields: dict[str, str] | None = None) -> None:
     """Warnings and debug lines go to --log when given, else to stderr."""
     if _file_ready():
-        _to_file(level, msg)
+        _to_file(level, msg, fields or {})
     else:
         _to_stderr(level, msg)
 
@@ -137,3 +137,10 @@ def warning(msg: str) -> None:
 def debug(msg: str) -> None:
     if _settings["debug"]:
         _note("debug", msg)
+
+
+def step(stage: str, name: str) -> None:
+    """With --debug, one line per setup step as it begins (its stage and step as fields of
+    their own in --log), the record `create --dry-run` is checked against."""
+    if _settings["debug"]:
+        _note("debug", f"{stage}: {name}", {"stage": stage, "step": name})

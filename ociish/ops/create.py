@@ -23,6 +23,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ociish.process.plantypes import IdMap, InitPlan, Rlimit
+
 
 def load_config(bundle: str) -> tuple[dict[str, Any], bytes]:
     """config.json of ``bundle``, parsed and validated; ConfigError lists every problem."""
@@ -179,7 +181,7 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
             raise OciishError(f"container {container_id!r} already exists")
         from ociish.spec.unknown import unknown_key_warnings
 
-        for warning in [*unknown_key_warnings(config), *plan.pop("warnings")]:
+        for warning in [*unknown_key_warnings(config), *plan["warnings"]]:
             log.warning(warning)
         if plan["seccomp"] and plan["seccomp"]["skipped"]:
             log.debug(f"linux.seccomp: not known on this architecture, skipped: {', '.join(plan['seccomp']['skipped'])}")
@@ -281,7 +283,7 @@ class _Creation:
     been set up, so that rollback undoes exactly that."""
 
     def __init__(self, store: StateStore, lock: ContainerLock, record: dict[str, Any], cgroup: Any,
-                 config: dict[str, Any], plan: dict[str, Any], rlimits: list[tuple[int, int, int, str]]) -> None:
+                 config: dict[str, Any], plan: InitPlan, rlimits: list[Rlimit]) -> None:
         self.store = store
         self.lock = lock
         self.record = record
@@ -342,7 +344,7 @@ class _Creation:
             except OSError as e:
                 raise ConfigError(f"config.json: linux.{kind}Mappings: the kernel refused the mapping: {e.strerror}") from None
 
-    def bind_sources(self) -> list[tuple[str, str, dict[str, Any] | None]]:
+    def bind_sources(self) -> list[tuple[str, str, IdMap | None]]:
         mounts = self.plan["mounts"]
         return [(f"mounts[{index}]", mounts[index]["source"], mounts[index]["idmap"]) for index in self.plan["mount_sources"]]
 

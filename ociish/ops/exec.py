@@ -24,6 +24,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ociish.process.plantypes import IdMap, Rlimit
+
 
 def process_from_args(config: dict[str, Any], args: list[str], *, cwd: str | None, env: list[str], user: str | None,
                       additional_gids: list[int], caps: list[str], no_new_privs: bool, tty: bool,
@@ -85,7 +87,7 @@ def load_process_file(path: str) -> dict[str, Any]:
 class _Exec:
     """Stage 0 of one exec: answers the bootstrap's requests (a StageZero)."""
 
-    def __init__(self, container: Container, config: dict[str, Any], rlimits: list[tuple[int, int, int, str]]) -> None:
+    def __init__(self, container: Container, config: dict[str, Any], rlimits: list[Rlimit]) -> None:
         self.container = container
         self.config = config
         self.rlimits = rlimits
@@ -99,7 +101,7 @@ class _Exec:
     def at_hooks_point(self, init: InitProcess) -> None:
         raise OciishError("exec: unexpected hooks request")
 
-    def bind_sources(self) -> list[tuple[str, str, dict[str, Any] | None]]:
+    def bind_sources(self) -> list[tuple[str, str, IdMap | None]]:
         raise OciishError("exec: unexpected mount sources request")
 
     def warn(self, message: str) -> None:
@@ -161,7 +163,7 @@ def _start(container: Container, config: dict[str, Any], proc: dict[str, Any], c
         plan = planner.build_exec_plan(config, proc, container_id=container.id, init_pid=container.pid,
                                        options={"console": console_socket is not None, "preserve_fds": preserve_fds,
                                                 "fds": fds})
-        for warning in plan.pop("warnings"):
+        for warning in plan["warnings"]:
             log.warning(warning)
         cgroup = container.cgroup()
         initial = planner.parse_cpu_list((proc.get("execCPUAffinity") or {}).get("initial") or "",

@@ -18,7 +18,7 @@ from ociish.linux import libc as L
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from ociish.process.plantypes import ProcessPlan
 
 
 class CredentialsError(OciishError):
@@ -81,7 +81,7 @@ def home_directory(uid: int) -> str:
     return "/"
 
 
-def switch_user(proc: dict[str, Any], setgroups_allowed: bool) -> None:
+def switch_user(proc: ProcessPlan, setgroups_allowed: bool) -> None:
     """Drop the bounding set, change groups and ids (the permitted set kept across the
     uid change for `capability_sets`), enter and verify the cwd."""
     cwd = proc["cwd"]
@@ -121,7 +121,7 @@ def switch_user(proc: dict[str, Any], setgroups_allowed: bool) -> None:
 CAP_SYS_ADMIN = 21
 
 
-def capability_sets(proc: dict[str, Any]) -> tuple[int, int, int]:
+def capability_sets(proc: ProcessPlan) -> tuple[int, int, int]:
     """(effective, permitted, inheritable) the process ends with: the configured sets, or
     those it holds now (after `switch_user`) when the config names none."""
     caps = proc["caps"]
@@ -138,7 +138,7 @@ def with_sys_admin(sets: tuple[int, int, int]) -> tuple[int, int, int]:
     return sets
 
 
-def raise_ambient(proc: dict[str, Any]) -> list[str]:
+def raise_ambient(proc: ProcessPlan) -> list[str]:
     """The configured ambient set (after the final capset); warnings for those that could
     not be raised."""
     warnings: list[str] = []

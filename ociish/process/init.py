@@ -36,7 +36,35 @@ if TYPE_CHECKING:
     from types import ModuleType
     from typing import Any, NoReturn
 
-_step = "start"
+    from ociish.process.plantypes import BasePlan, ExecPlan, InitPlan, Plan, SeccompProgram
+
+
+class Run:
+    """The init's own state, beside the plan it only reads: the step it is at (named when
+    it fails and, with --debug, reported to stage 0 for the --log file as it begins) and
+    what it learns while setting up."""
+
+    __slots__ = ("stage", "chan", "step", "host_pid", "procfs", "env", "executable", "seccomp_loaded")
+
+    def __init__(self, stage: str, chan: Channel | None, plan: BasePlan) -> None:
+        self.stage = stage
+        self.chan = chan if plan["debug"] else None  # None: steps are only remembered
+        self.step = "start"
+        self.host_pid = 0
+        self.procfs = -1
+        self.env = list(plan["process"]["env"])
+        self.executable = ""
+        self.seccomp_loaded = False
+
+    def enter(self, step: str) -> None:
+        self.step = step
+        if self.chan is not None:
+            self.chan.send("step", self.stage, step)
+
+    def quiet(self) -> None:
+        """The channel is closing: from here on steps are only remembered."""
+        self.chan = None
+
 # imported by _import_what_the_plan_needs, for the containers that use them
 console: ModuleType = None  # type: ignore[assignment]
 hooks: ModuleType = None  # type: ignore[assignment]
@@ -46,45 +74,48 @@ json: ModuleType = None  # type: ignore[assignment]
 def bootstrap() -> NoReturn:
     """Stage 1 entry point."""
     chan = Channel(int(sys.argv[1]))
+    run = None
     try:
         with os.fdopen(int(sys.argv[2]), "rb") as f:
-            plan = marshal.load(f)
+            plan: Plan = marshal.load(f)
+        run = Run("bootstrap", chan, plan)
         _import_what_the_plan_needs(plan)
         chan.expect("joined")  # in the container's cgroups: from here on everything counts
-        _bootstrap(plan, chan)
+        _bootstrap(plan, chan, run)
     except BaseException as e:  # noqa: BLE001 - every failure must reach `create` as a message
-        _report(chan, e)
+        _report(chan, e, run.step if run else "start")
         os._exit(1)
     os._exit(0)
 
 
-def _import_what_the_plan_needs(plan: dict[str, Any]) -> None:
+def _import_what_the_plan_needs(plan: Plan) -> None:
     global console, hooks, json
     if plan["process"]["terminal"]:
         from ociish import console
-    if any((plan.get("hooks") or {}).values()):
+    if plan["mode"] == "exec":
+        return
+    if any(plan["hooks"].values()):
         import json
 
         from ociish import hooks
-    if plan.get("mount_sources"):
+    if plan["mount_sources"]:
         import _socket  # noqa: F401 - for Channel.recv_fds, before any namespace change
         import struct  # noqa: F401
 
 
-def _bootstrap(plan: dict[str, Any], chan: Channel) -> None:
-    global _step
+def _bootstrap(plan: Plan, chan: Channel, run: Run) -> None:
     L.set_process_name("ociish-init")
     L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != plan["parent_pid"]:
         raise ChannelClosed()  # create died before we could ask to die with it
     if plan["oom_score_adj"] is not None:
-        _step = "process.oomScoreAdj"
+        run.enter("process.oomScoreAdj")
         with open("/proc/self/oom_score_adj", "w") as f:  # must precede non-dumpable
             f.write(str(plan["oom_score_adj"]))
     L.prctl(L.PR_SET_DUMPABLE, 0)
-    _join_namespaces(plan)
+    _join_namespaces(plan, run)
     if plan["new_userns"]:
-        _step = "linux.namespaces (user)"
+        run.enter("linux.namespaces (user)")
         L.unshare(L.CLONE_NEWUSER)
         # an unprivileged create can only write our maps while we are dumpable (the
         # /proc/PID files of a non-dumpable process belong to root); briefly, as runc does
@@ -95,13 +126,13 @@ def _bootstrap(plan: dict[str, Any], chan: Channel) -> None:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     if plan["unshare_flags"]:
-        _step = "linux.namespaces"
+        run.enter("linux.namespaces")
         L.unshare(plan["unshare_flags"])
     if plan["time_offsets"]:
-        _step = "linux.timeOffsets"
+        run.enter("linux.timeOffsets")
         with open("/proc/self/timens_offsets", "w") as f:
             f.write(plan["time_offsets"])
-    _step = "fork init"
+    run.enter("fork init")
     # the child shares our channel: it may only speak once "pid" is on it, or its first
     # request could reach create before create knows who is asking
     gate_r, gate_w = os.pipe()
@@ -110,59 +141,63 @@ def _bootstrap(plan: dict[str, Any], chan: Channel) -> None:
         os.close(gate_w)
         os.read(gate_r, 1)
         os.close(gate_r)
-        (_exec_child if plan["mode"] == "exec" else _init)(plan, chan)
+        if plan["mode"] == "exec":
+            _exec_child(plan, chan)
+        _init(plan, chan)
     os.close(gate_r)
     chan.send("pid", pid)
     os.write(gate_w, b"1")
     os.close(gate_w)
 
 
-def _join_namespaces(plan: dict[str, Any]) -> None:
+def _join_namespaces(plan: BasePlan, run: Run) -> None:
     """setns into configured paths: others, then the user namespace, then what needed it.
 
     Every file is opened first: once the mount namespace is joined, /proc/PID paths
     would resolve in the container's /proc."""
-    global _step
     opened = []
     try:
         for kind, path, flag in plan["ns_paths"]:
-            _step = f"linux.namespaces ({kind} {path})"
+            run.step = f"linux.namespaces ({kind} {path})"
             opened.append((kind, path, flag, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
         deferred = []
         for kind, path, flag, fd in opened:
             if kind != "user":
-                _step = f"linux.namespaces ({kind} {path})"
+                run.enter(f"linux.namespaces ({kind} {path})")
                 try:
                     L.setns(fd, flag)
                 except PermissionError:
                     deferred.append((kind, path, flag, fd))
         for kind, path, flag, fd in opened:
             if kind == "user":
-                _step = f"linux.namespaces (user {path})"
+                run.enter(f"linux.namespaces (user {path})")
                 L.setns(fd, flag)
                 os.setresgid(0, 0, 0)
                 os.setresuid(0, 0, 0)
         for kind, path, flag, fd in deferred:
-            _step = f"linux.namespaces ({kind} {path})"
+            run.enter(f"linux.namespaces ({kind} {path})")
             L.setns(fd, flag)
     finally:
         for *_, fd in opened:
             os.close(fd)
 
 
-def _init(plan: dict[str, Any], chan: Channel) -> NoReturn:
+def _init(plan: InitPlan, chan: Channel) -> NoReturn:
     """Stage 2: the container's init process."""
+    run = Run("init", chan, plan)
     try:
-        _setup(plan, chan)
+        _setup(plan, chan, run)
     except BaseException as e:  # noqa: BLE001
-        _report(chan, e)
+        _report(chan, e, run.step)
         os._exit(1)
-    _wait_and_exec(plan)
+    _wait_and_exec(plan, run)
 
 
-def _setup(plan: dict[str, Any], chan: Channel) -> None:
-    _build_container(plan, chan)
-    _prepare_process(plan, chan)
+def _setup(plan: InitPlan, chan: Channel, run: Run) -> None:
+    _build_container(plan, chan, run)
+    _prepare_process(plan, chan, run)
+    run.enter("created")
+    run.quiet()
     chan.send("created")
     try:
         chan.expect("ok")
@@ -170,63 +205,63 @@ def _setup(plan: dict[str, Any], chan: Channel) -> None:
         chan.close()
 
 
-def _build_container(plan: dict[str, Any], chan: Channel) -> None:
+def _build_container(plan: InitPlan, chan: Channel, run: Run) -> None:
     """Everything config.json says about the container: namespaces' contents, the rootfs."""
-    global _step
     fds = plan["fds"]
     os.setsid()
     if plan["new_keyring"]:
-        _step = "session keyring"
+        run.enter("session keyring")
         try:
             L.join_session_keyring(f"_ses.{plan['id']}")
         except OSError as e:
             if e.errno != errno.ENOSYS:
                 raise
     if plan["loopback_up"]:
-        _step = "linux.namespaces (network): bringing up lo"
+        run.enter("linux.namespaces (network): bringing up lo")
         L.interface_up("lo")
     proc = plan["process"]
-    procfs = L.private_procfs()  # of the new pid namespace: used for sysctl and the fifo reopen
+    procfs = run.procfs = L.private_procfs()  # of the new pid namespace: used for sysctl and the fifo reopen
     # hooks get the pid "as seen by the host" (runtime.md State): until pivot_root, /proc
     # is still the host's procfs, where "self" names us by our host pid
-    plan["host_pid"] = int(os.readlink("/proc/self"))
-    _step = "root.path"
+    run.host_pid = int(os.readlink("/proc/self"))
+    run.enter("root.path")
     if plan["mount_ns"]:
         root_fd = setup.prepare_root(plan["rootfs"])
-        _step = "mounts (bind sources)"
+        if plan["mount_sources"]:
+            run.enter("mounts (bind sources)")
         sources = _mount_sources_from_host(plan, chan) if plan["mount_sources"] else {}
         for index, m in enumerate(plan["mounts"]):
-            _step = f"mounts[{index}] ({m['destination']})"
+            run.enter(f"mounts[{index}] ({m['destination']})")
             setup.do_mount(root_fd, m, f"mounts[{index}]", sources.pop(index, -1))
             if m["destination"] == "/":  # e.g. an overlay over the rootfs: work on top of it
                 os.close(root_fd)
                 root_fd = os.open(plan["rootfs"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        _step = "linux.devices"
+        run.enter("linux.devices")
         setup.create_devices(root_fd, plan["devices"], plan["bind_devices"])
         setup.create_dev_symlinks(root_fd, plan["dev_symlinks"])
-        _step = "process.cwd"
+        run.enter("process.cwd")
         os.close(safepath.mkdir_all(root_fd, proc["cwd"]))  # created if missing, as runc does
         peer = -1
         if proc["terminal"]:
-            _step = "process.terminal"
+            run.enter("process.terminal")
             master, peer = console.open_pty(root_fd, proc["console_size"])
             console.send_master(fds["console"], master)
             os.close(master)
             console.mount_console(root_fd, peer)
-        _step = "linux.sysctl"
-        setup.write_sysctls(procfs, plan["sysctl"])
-        _step = "linux.readonlyPaths"
-        setup.readonly_paths(root_fd, plan["readonly_paths"])
-        _step = "linux.maskedPaths"
-        setup.mask_paths(root_fd, plan["masked_paths"])
-        _step = "hooks"
-        chan.send("hooks")
-        chan.expect("ok")
-        _run_hooks(plan, "createContainer", "creating")
+        if plan["sysctl"]:
+            run.enter("linux.sysctl")
+            setup.write_sysctls(procfs, plan["sysctl"])
+        if plan["readonly_paths"]:
+            run.enter("linux.readonlyPaths")
+            setup.readonly_paths(root_fd, plan["readonly_paths"])
+        if plan["masked_paths"]:
+            run.enter("linux.maskedPaths")
+            setup.mask_paths(root_fd, plan["masked_paths"])
+        _hooks_point(plan, chan, run)
         if plan["dev_readonly"]:
-            _step = "mounts (/dev read-only)"
+            run.enter("mounts (/dev read-only)")
             setup.remount_readonly(root_fd, "/dev")
-        _step = "pivot_root"
+        run.enter("pivot_root")
         if plan["no_pivot"]:
             setup.move_root(plan["rootfs"], procfs)
         else:
@@ -235,32 +270,36 @@ def _build_container(plan: dict[str, Any], chan: Channel) -> None:
         if plan["rootfs_propagation"]:
             L.mount(None, "/", None, plan["rootfs_propagation"])
         if plan["readonly"]:
-            _step = "root.readonly"
+            run.enter("root.readonly")
             setup.remount_root_readonly()
     else:
         peer = -1
-        _step = "hooks"
-        chan.send("hooks")
-        chan.expect("ok")
-        _run_hooks(plan, "createContainer", "creating")
+        _hooks_point(plan, chan, run)
         os.chroot(plan["rootfs"])
         os.chdir("/")
     _lock_imports()
     if peer >= 0:
         console.make_controlling(peer)
     if plan["hostname"] is not None:
-        _step = "hostname"
+        run.enter("hostname")
         L.sethostname(plan["hostname"])
     if plan["domainname"] is not None:
-        _step = "domainname"
+        run.enter("domainname")
         L.setdomainname(plan["domainname"])
     if plan["personality"] is not None:
-        _step = "linux.personality"
+        run.enter("linux.personality")
         L.personality(plan["personality"])
-    plan["procfs"] = procfs
 
 
-def _mount_sources_from_host(plan: dict[str, Any], chan: Channel) -> dict[int, int]:
+def _hooks_point(plan: InitPlan, chan: Channel, run: Run) -> None:
+    """Stage 0 applies the cgroup limits and runs its hooks; then createContainer's."""
+    run.enter("hooks")
+    chan.send("hooks")
+    chan.expect("ok")
+    _run_hooks(plan, run, "createContainer", "creating")
+
+
+def _mount_sources_from_host(plan: InitPlan, chan: Channel) -> dict[int, int]:
     """mounts index → fd of its source, opened by create as the host's root
     (parent.send_bind_sources): an O_PATH fd of a bind source we may not be able to
     reach in a user namespace, or the detached tree of an idmapped mount."""
@@ -277,28 +316,27 @@ def _mount_sources_from_host(plan: dict[str, Any], chan: Channel) -> dict[int, i
     return dict(zip(indices, fds))
 
 
-def _prepare_process(plan: dict[str, Any], chan: Channel) -> None:
+def _prepare_process(plan: BasePlan, chan: Channel, run: Run) -> None:
     """Everything `process` says, up to (not including) the execve; shared by the init and
     by processes started with `exec`."""
-    global _step
     proc = plan["process"]
     if plan["scheduler"] is not None:
-        _step = "process.scheduler"
+        run.enter("process.scheduler")
         L.sched_setattr(*plan["scheduler"])
     if plan["memory_policy"] is not None:
-        _step = "linux.memoryPolicy"
+        run.enter("linux.memoryPolicy")
         L.set_mempolicy(*plan["memory_policy"])
     if plan["io_priority"] is not None:
-        _step = "process.ioPriority"
+        run.enter("process.ioPriority")
         L.ioprio_set(*plan["io_priority"])
     if proc["no_new_privileges"]:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
-    _step = "process.rlimits"
+    run.enter("process.rlimits")
     chan.send("ready")
     chan.expect("ok")
-    _step = "process.user"
-    if not _env_dict(proc["env"]).get("HOME"):  # unset or empty, as runc
-        proc["env"].append("HOME=" + credentials.home_directory(proc["uid"]))
+    run.enter("process.user")
+    if not _env_dict(run.env).get("HOME"):  # unset or empty, as runc
+        run.env.append("HOME=" + credentials.home_directory(proc["uid"]))
     if proc["uid"] != 0:
         credentials.chown_stdio(proc["uid"])
     # The runtime's own steps (ids, cwd check, args[0] lookup under the final capability
@@ -308,47 +346,45 @@ def _prepare_process(plan: dict[str, Any], chan: Channel) -> None:
     credentials.switch_user(proc, plan["setgroups_allowed"])
     seccomp = plan["seccomp"]
     filter_needs_privilege = bool(seccomp) and not proc["no_new_privileges"]
-    _step = "process.capabilities"
+    run.enter("process.capabilities")
     final_sets = credentials.capability_sets(proc)
     L.capset(*(credentials.with_sys_admin(final_sets) if filter_needs_privilege else final_sets))
     if proc["umask"] is not None:
         os.umask(proc["umask"])
-    _step = "process.args"
-    plan["executable"] = credentials.find_executable(proc["args"][0], proc["env"])
-    if filter_needs_privilege:
-        _load_seccomp(plan, chan)
-        _step = "process.capabilities"
+    run.enter("process.args")
+    run.executable = credentials.find_executable(proc["args"][0], run.env)
+    if seccomp and filter_needs_privilege:
+        _load_seccomp(seccomp, chan, run)
+        run.enter("process.capabilities")
         L.capset(*final_sets)
     for warning in credentials.raise_ambient(proc):
         chan.send("warn", warning)
     if seccomp and proc["no_new_privileges"] and seccomp["listener"]:
-        _load_seccomp(plan, chan)  # stage 0 must still be there to pass the listener on
+        _load_seccomp(seccomp, chan, run)  # stage 0 must still be there to pass the listener on
 
 
-def _load_seccomp(plan: dict[str, Any], chan: Channel | None) -> None:
+def _load_seccomp(seccomp: SeccompProgram, chan: Channel | None, run: Run) -> None:
     """Install the filter stage 0 compiled.  A notify listener fd is fetched by stage 0
     itself (pidfd_getfd), so the profile need not allow anything but read and write."""
-    global _step
-    _step = "linux.seccomp"
-    seccomp = plan["seccomp"]
+    run.enter("linux.seccomp")
     listener = L.seccomp_load(seccomp["bpf"], seccomp["flags"])
+    run.seccomp_loaded = True
     if seccomp["listener"] and chan is not None:
-        _step = "linux.seccomp.listenerPath"
+        run.enter("linux.seccomp.listenerPath")
         chan.send("seccomp", listener)
         chan.expect("ok")
         os.close(listener)
 
 
-def _run_hooks(plan: dict[str, Any], kind: str, status: str) -> None:
-    global _step
+def _run_hooks(plan: InitPlan, run: Run, kind: str, status: str) -> None:
     if plan["hooks"].get(kind):
-        _step = f"hooks.{kind}"
-        state = dict(plan["state"], status=status, pid=plan["host_pid"])
+        run.enter(f"hooks.{kind}")
+        state = dict(plan["state"], status=status, pid=run.host_pid)
         hooks.run_hooks(kind, plan["hooks"][kind], json.dumps(state).encode(), plan["bundle"] if status == "creating" else "/",
                         plan["hook_env"])
 
 
-def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
+def _wait_and_exec(plan: InitPlan, run: Run) -> NoReturn:
     """Block until `start` reads exec.fifo, then become process.args.
 
     The fifo stays open (close-on-exec) until the execve: `start` reads until EOF, so it
@@ -359,16 +395,16 @@ def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
     fifo = -1
     try:
         _exit_on_termination_signals()
-        fifo = os.open(f"self/fd/{plan['fds']['fifo']}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=plan["procfs"])
+        fifo = os.open(f"self/fd/{plan['fds']['fifo']}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=run.procfs)
         os.write(fifo, b"0")
         os.close(plan["fds"]["fifo"])
         if plan["lsm_exec"]:
-            _write_exec_label(plan["procfs"], *plan["lsm_exec"])
-        os.close(plan["procfs"])
+            _write_exec_label(run.procfs, *plan["lsm_exec"])
+        os.close(run.procfs)
         if plan["hooks"].get("startContainer"):
-            _load_late_seccomp(plan)  # the hooks are the image's code: under the filter, as runc runs them
-        _run_hooks(plan, "startContainer", "created")
-        _execve(plan)
+            _load_late_seccomp(plan, run)  # the hooks are the image's code: under the filter, as runc runs them
+        _run_hooks(plan, run, "startContainer", "created")
+        _execve(plan, run)
     except BaseException as e:  # noqa: BLE001 - tell `start` (or the container's stderr) why
         message = str(e) if isinstance(e, OciishError) else f"exec {proc['args'][0]}: {_describe(e)}"
         try:
@@ -378,7 +414,7 @@ def _wait_and_exec(plan: dict[str, Any]) -> NoReturn:
     os._exit(127)
 
 
-def _execve(plan: dict[str, Any]) -> NoReturn:
+def _execve(plan: BasePlan, run: Run) -> NoReturn:
     """Become process.args: default signal handling, only stdio and the preserved fds
     left open, the late seccomp filter, then execve."""
     proc = plan["process"]
@@ -390,30 +426,29 @@ def _execve(plan: dict[str, Any]) -> NoReturn:
                 pass
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
     L.close_range_cloexec(3 + plan["preserve_fds"])
-    env = _env_dict(proc["env"])
-    _load_late_seccomp(plan)  # the last step: only execve (and startContainer hooks) run under the filter
-    os.execve(plan["executable"], proc["args"], env)
+    env = _env_dict(run.env)
+    _load_late_seccomp(plan, run)  # the last step: only execve (and startContainer hooks) run under the filter
+    os.execve(run.executable, proc["args"], env)
 
 
-def _load_late_seccomp(plan: dict[str, Any]) -> None:
+def _load_late_seccomp(plan: BasePlan, run: Run) -> None:
     """With no_new_privs (and no listener to pass on) the filter comes as late as it can, once."""
     seccomp = plan["seccomp"]
-    if seccomp and plan["process"]["no_new_privileges"] and not seccomp["listener"] and not seccomp.get("loaded"):
-        _load_seccomp(plan, None)
-        seccomp["loaded"] = True
+    if seccomp and plan["process"]["no_new_privileges"] and not seccomp["listener"] and not run.seccomp_loaded:
+        _load_seccomp(seccomp, None, run)
 
 
-def _exec_child(plan: dict[str, Any], chan: Channel) -> NoReturn:
+def _exec_child(plan: ExecPlan, chan: Channel) -> NoReturn:
     """A process started by `exec`: already in every namespace of the container (stage 1
     joined them), it sets up its terminal and credentials and execs.  `exec` learns that
     the execve happened when the channel closes (close-on-exec), or gets the error."""
-    global _step
+    run = Run("exec", chan, plan)
     try:
         proc = plan["process"]
         peer = -1
         os.setsid()  # a session (and process group) of its own, with or without a terminal, as the init's
         if proc["terminal"]:
-            _step = "process.terminal"
+            run.enter("process.terminal")
             root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 master, peer = console.open_pty(root, proc["console_size"])
@@ -424,7 +459,7 @@ def _exec_child(plan: dict[str, Any], chan: Channel) -> NoReturn:
         _lock_imports()
         if peer >= 0:
             console.make_controlling(peer)
-        _prepare_process(plan, chan)
+        _prepare_process(plan, chan, run)
         if plan["lsm_exec"]:
             procfs = L.private_procfs()
             try:
@@ -433,11 +468,13 @@ def _exec_child(plan: dict[str, Any], chan: Channel) -> NoReturn:
                 os.close(procfs)
         if plan["cpu_affinity"]:
             os.sched_setaffinity(0, plan["cpu_affinity"])
+        run.enter("created")
+        run.quiet()
         chan.send("created")
         chan.expect("ok")
-        _execve(plan)
+        _execve(plan, run)
     except BaseException as e:  # noqa: BLE001
-        _report(chan, e)
+        _report(chan, e, run.step)
     os._exit(127)
 
 
@@ -489,16 +526,16 @@ def _describe(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-def _report(chan: Channel, e: BaseException) -> None:
+def _report(chan: Channel, e: BaseException, step: str) -> None:
     """Send the failure to `create` as one line naming the step and the config field."""
     if isinstance(e, OciishError):
         message = str(e)
     elif isinstance(e, ChannelClosed):
         return
     elif isinstance(e, OSError):
-        message = f"{_step}: {_describe(e)}"
+        message = f"{step}: {_describe(e)}"
     else:
-        message = f"{_step}: internal error: {type(e).__name__}: {_describe(e)}"
+        message = f"{step}: internal error: {type(e).__name__}: {_describe(e)}"
     try:
         chan.send("error", message, getattr(e, "errno", None) or 0)
     except OSError:

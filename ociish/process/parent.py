@@ -15,6 +15,7 @@ The conversation (see process/init.py for the other side)::
     init    → seccomp FD     parent takes the notify listener (pidfd_getfd) and hands
                              it to linux.seccomp.listenerPath  → ok
     init    → warn MSG       logged as a warning
+    any     → step STAGE S   (--debug) stage 1 or the init begins step S: logged
     init    → created        parent persists "created"           → ok
     any     → error MSG      create fails with MSG and rolls back
     EOF before "created"     the init died: create fails and rolls back
@@ -32,6 +33,7 @@ import select
 import sys
 
 import _signal as signal  # the C module: signal.py wraps it in IntEnums (enum, ~3.5 ms)
+from ociish import log
 from ociish.errors import ConfigError, OciishError
 from ociish.linux import libc as L
 from ociish.linux import proc as P
@@ -40,12 +42,14 @@ from ociish.process.exeseal import sealed_interpreter
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Protocol
+    from typing import Callable, Protocol
+
+    from ociish.process.plantypes import IdMap, Plan, Rlimit
 
     class StageZero(Protocol):
         """What `create` does when the init asks (see the module docstring)."""
 
-        rlimits: list[tuple[int, int, int, str]]
+        rlimits: list[Rlimit]
 
         def write_usermap(self, bootstrap_pid: int) -> None: ...
         def on_pid(self, init: InitProcess) -> None: ...
@@ -53,7 +57,7 @@ if TYPE_CHECKING:
         def warn(self, message: str) -> None: ...
         def on_created(self, init: InitProcess) -> None: ...
         def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None: ...
-        def bind_sources(self) -> list[tuple[str, str, dict[str, Any] | None]]: ...
+        def bind_sources(self) -> list[tuple[str, str, IdMap | None]]: ...
 
 
 # The cyclic GC stays off in the bootstrap: it lives until its execve, and collecting while
@@ -108,7 +112,7 @@ def _reap(pid: int) -> None:
         pass  # not our child (or already reaped): its real parent reaps it
 
 
-def spawn(plan: dict[str, Any], *, inherit_fds: list[int], cgroup_join: Callable[[int], None]) -> tuple[Channel, InitProcess]:
+def spawn(plan: Plan, *, inherit_fds: list[int], cgroup_join: Callable[[int], None]) -> tuple[Channel, InitProcess]:
     """Start stage 1 from the sealed interpreter with ``inherit_fds`` kept open for it.
 
     Stage 1 is moved into the container's cgroups while its interpreter starts: the
@@ -154,14 +158,14 @@ def spawn(plan: dict[str, Any], *, inherit_fds: list[int], cgroup_join: Callable
     return chan, init
 
 
-def _plan_memfd(plan: dict[str, Any]) -> int:
+def _plan_memfd(plan: Plan) -> int:
     fd = os.memfd_create("ociish-plan", os.MFD_CLOEXEC)
-    os.write(fd, marshal.dumps(plan))
+    os.write(fd, marshal.dumps(plan))  # type: ignore[arg-type]  # typeshed's marshal knows no TypedDict
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
 
 
-def send_bind_sources(chan: Channel, init: InitProcess, sources: list[tuple[str, str, dict[str, Any] | None]]) -> None:
+def send_bind_sources(chan: Channel, init: InitProcess, sources: list[tuple[str, str, IdMap | None]]) -> None:
     """Open each mount source (``(where, path, idmap)``) for the init and send it the fds.
 
     Inside a user namespace the init may not reach a source (a directory on the way only
@@ -247,6 +251,8 @@ class Conversation:
                 self.chan.send("ok")
             elif kind == "warn":
                 self.host.warn(message[1])
+            elif kind == "step":  # sent only with --debug
+                log.step(message[1], message[2])
             elif kind == "created":
                 self.host.on_created(self.init)
                 self.chan.send("ok")

@@ -22,6 +22,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ociish.process.plantypes import (Capabilities, CgroupHierarchy, Device, ExecPlan, IdMap, InitPlan, MountStep,
+                                          ProcessPlan, ProcessSettings, Rlimit, SeccompProgram)
+
 NAMESPACE_FLAGS = {
     "pid": L.CLONE_NEWPID,
     "network": L.CLONE_NEWNET,
@@ -115,7 +118,7 @@ def _check_namespace_file(path: str, kind: str, where: str) -> None:
 
 
 def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs: str, options: dict[str, Any],
-               cgroup_mounts: list[tuple[str, str | None, str]]) -> dict[str, Any]:
+               cgroup_mounts: list[CgroupHierarchy]) -> InitPlan:
     """The complete, validated instructions for stages 1 and 2.
 
     ``options`` carries the create flags: console (bool), no_pivot, no_new_keyring,
@@ -176,7 +179,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
             m["flags"] &= ~L.MS_RDONLY
             dev_readonly = True
     dev_from_host = any(m["bind"] and m["destination"] == "/dev" for m in mounts)
-    devices = [] if dev_from_host else [
+    devices: list[Device] = [] if dev_from_host else [
         {"path": path, "type": "c", "major": major, "minor": minor, "mode": 0o666, "uid": 0, "gid": 0,
          "host_path": path, "where": "linux.devices", "configured": False} for path, major, minor in DEFAULT_DEVICES]
     for index, dev in enumerate(linux.get("devices") or []):
@@ -190,8 +193,9 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
     personality = linux.get("personality")
     hooks = config.get("hooks") or {}
     root = config.get("root") or {}
-    plan = {
+    plan: InitPlan = {
         "mode": "create",
+        "debug": log.debug_enabled(),
         "cpu_affinity": None,  # execCPUAffinity is for exec'd processes, not the init (config.md)
         "parent_pid": os.getpid(),
         "id": container_id,
@@ -244,10 +248,10 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
     return plan
 
 
-def _process_plan(proc: dict[str, Any], terminal: bool, warnings: list[str], label: str) -> dict[str, Any]:
+def _process_plan(proc: dict[str, Any], terminal: bool, warnings: list[str], label: str) -> ProcessPlan:
     """What the init or an exec'd process applies to itself from a `process` object."""
     user = proc.get("user") or {}
-    plan = {
+    plan: ProcessPlan = {
         "args": list(proc.get("args") or []),
         "env": list(proc.get("env") or []),
         "cwd": proc.get("cwd") or "/",
@@ -267,7 +271,7 @@ def _process_plan(proc: dict[str, Any], terminal: bool, warnings: list[str], lab
     return plan
 
 
-def _process_settings(proc: dict[str, Any], linux: dict[str, Any]) -> dict[str, Any]:
+def _process_settings(proc: dict[str, Any], linux: dict[str, Any]) -> ProcessSettings:
     return {
         "scheduler": _scheduler(proc.get("scheduler")),
         "io_priority": _io_priority(proc.get("ioPriority")),
@@ -290,7 +294,7 @@ NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts":
 
 
 def build_exec_plan(config: dict[str, Any], proc: dict[str, Any], *, container_id: str, init_pid: int,
-                    options: dict[str, Any]) -> dict[str, Any]:
+                    options: dict[str, Any]) -> ExecPlan:
     """Instructions for a process joining a running container (`exec`).
 
     It enters every namespace the container has, through its init's /proc/PID/ns files,
@@ -307,6 +311,7 @@ def build_exec_plan(config: dict[str, Any], proc: dict[str, Any], *, container_i
     affinity = proc.get("execCPUAffinity") or {}
     return {
         "mode": "exec",
+        "debug": log.debug_enabled(),
         "parent_pid": os.getpid(),
         "id": container_id,
         "oom_score_adj": proc.get("oomScoreAdj"),
@@ -337,56 +342,68 @@ def parse_cpu_list(text: str, where: str) -> list[int]:
     return cpus
 
 
-def _mount_entry(m: dict[str, Any], index: int, bundle: str, cgroup_mounts: list[tuple[str, str | None, str]],
-                 cgroupns: bool, container_maps: tuple[list[Any], list[Any]] | None) -> dict[str, Any]:
+def _mount_entry(m: dict[str, Any], index: int, bundle: str, cgroup_mounts: list[CgroupHierarchy],
+                 cgroupns: bool, container_maps: tuple[list[Any], list[Any]] | None) -> MountStep:
     where = f"mounts[{index}]"
-    entry = parse_options(list(m.get("options") or []))
-    entry["destination"] = clean(m["destination"])
-    entry["type"] = m.get("type") or None
+    options = parse_options(list(m.get("options") or []))
+    kind = m.get("type") or None
+    bind = options["bind"] or kind == "bind"
     source = m.get("source")
-    if entry["type"] == "bind":
-        entry["bind"] = True
-    if entry["bind"]:
+    if bind:
         if not source:
             raise ConfigError(f"config.json: {where}.source: a bind mount needs a source")
         source = os.path.normpath(os.path.join(bundle, source))
         if not os.path.exists(source):
             raise ConfigError(f"config.json: {where}.source: {m['source']!r}: no such file or directory")
-    elif entry["type"] is None:
+    elif kind is None:
         raise ConfigError(f"config.json: {where}.type: required unless options include bind or rbind")
-    entry["source"] = source or entry["type"]
-    entry["idmap"] = _idmap(m, entry, where, container_maps)
-    if entry["destination"] == "/" and index != 0:
+    destination = clean(m["destination"])
+    if destination == "/" and index != 0:
         raise ConfigError(f"config.json: {where}.destination: a mount over / must be the first mount")
-    if entry["type"] == "overlay" and not entry["bind"]:
-        entry["data"] = _overlay_data(entry["data"], bundle)
-    if entry["type"] == "cgroup" and not entry["bind"]:
-        entry["cgroup"] = cgroup_mounts
-        entry["cgroupns"] = cgroupns
-    return entry
+    data = options["data"]
+    if kind == "overlay" and not bind:
+        data = _overlay_data(data, bundle)
+    cgroup = kind == "cgroup" and not bind
+    return {
+        "destination": destination,
+        "type": kind,
+        "source": source or kind or "",
+        "bind": bind,
+        "rec": options["rec"],
+        "copy_up": options["copy_up"],
+        "idmap": _idmap(m, options["idmap"], bind, options["rec"], where, container_maps),
+        "flags": options["flags"],
+        "clear": options["clear"],
+        "propagation": options["propagation"],
+        "attr_set": options["attr_set"],
+        "attr_clr": options["attr_clr"],
+        "data": data,
+        "cgroup": cgroup_mounts if cgroup else [],
+        "cgroupns": cgroup and cgroupns,
+    }
 
 
-def _idmap(m: dict[str, Any], entry: dict[str, Any], where: str,
-           container_maps: tuple[list[Any], list[Any]] | None) -> dict[str, Any] | None:
+def _idmap(m: dict[str, Any], option: str | None, bind: bool, rbind: bool, where: str,
+           container_maps: tuple[list[Any], list[Any]] | None) -> IdMap | None:
     """What an idmapped mount needs (see rootfs/idmap.py), None for an ordinary mount.
 
     Mappings without idmap/ridmap still idmap the mount (non-recursively): the spec only
     asks for the option so that older runtimes fail instead of ignoring them.  The schema
     has already required uidMappings and gidMappings together."""
     uid_maps, gid_maps = m.get("uidMappings"), m.get("gidMappings")
-    if not (uid_maps or gid_maps or entry["idmap"]):
+    if not (uid_maps or gid_maps or option):
         return None
-    if not entry["bind"]:
+    if not bind:
         raise ConfigError(f"config.json: {where}: only bind mounts (options bind or rbind) can be idmapped")
     if not uid_maps:
         if container_maps is None:
-            raise ConfigError(f"config.json: {where}.options: {entry['idmap']} without uidMappings and gidMappings "
+            raise ConfigError(f"config.json: {where}.options: {option} without uidMappings and gidMappings "
                               "takes the mapping of a new user namespace; a joined one's is not known")
         uid_maps, gid_maps = container_maps
     if os.geteuid() != 0:
         raise ConfigError(f"config.json: {where}: idmapped mounts need the host's root "
                           "(the kernel lets no one else map a host filesystem)")
-    return {"uid": list(uid_maps), "gid": list(gid_maps or ()), "rbind": entry["rec"], "recursive": entry["idmap"] == "ridmap"}
+    return {"uid": list(uid_maps), "gid": list(gid_maps or ()), "rbind": rbind, "recursive": option == "ridmap"}
 
 
 def _overlay_data(data: str, bundle: str) -> str:
@@ -400,7 +417,7 @@ def _overlay_data(data: str, bundle: str) -> str:
     return ",".join(options)
 
 
-def _device_entry(dev: dict[str, Any], index: int) -> dict[str, Any]:
+def _device_entry(dev: dict[str, Any], index: int) -> Device:
     where = f"linux.devices[{index}]"
     kind = dev["type"]
     if kind != "p" and ("major" not in dev or "minor" not in dev):
@@ -419,7 +436,7 @@ def _device_entry(dev: dict[str, Any], index: int) -> dict[str, Any]:
     }
 
 
-def capability_sets(spec: dict[str, list[str]], warnings: list[str], available: int | None = None) -> dict[str, int]:
+def capability_sets(spec: dict[str, list[str]], warnings: list[str], available: int | None = None) -> Capabilities:
     """Bit masks the init applies; what cannot be granted becomes a warning (config.md).
 
     ``available`` is the runtime's own bounding set (read from /proc/self/status when not
@@ -453,8 +470,8 @@ def capability_sets(spec: dict[str, list[str]], warnings: list[str], available: 
         elif names:
             warnings.append(f"process.capabilities.{name}: {', '.join(names)} cannot be granted ({reasons[name]})")
         masks[name] &= ~bits
-    masks["last"] = C.last_cap()
-    return masks
+    return {"bounding": masks["bounding"], "effective": masks["effective"], "permitted": masks["permitted"],
+            "inheritable": masks["inheritable"], "ambient": masks["ambient"], "last": C.last_cap()}
 
 
 def own_bounding_set() -> int:
@@ -497,14 +514,12 @@ def checked_sysctls(sysctl: dict[str, str], ns: dict[str, str | None]) -> dict[s
     return result
 
 
-def _seccomp(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+def _seccomp(spec: dict[str, Any] | None) -> SeccompProgram | None:
     if not spec:
         return None
     from ociish.security.seccomp import compile_filter
 
-    compiled = compile_filter(spec)
-    compiled["metadata"] = spec.get("listenerMetadata", "")
-    return compiled
+    return compile_filter(spec)
 
 
 def _console_size(proc: dict[str, Any]) -> tuple[int, int] | None:
@@ -585,7 +600,7 @@ def _rlim(value: int) -> int:
     return resource.RLIM_INFINITY if value >= 2**63 else value
 
 
-def rlimits(proc: dict[str, Any]) -> list[tuple[int, int, int, str]]:
+def rlimits(proc: dict[str, Any]) -> list[Rlimit]:
     """(resource number, soft, hard, type) per process.rlimits entry; unknown types are errors."""
     result = []
     seen = set()

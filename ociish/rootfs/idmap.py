@@ -22,7 +22,7 @@ from ociish.linux import libc as L
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from ociish.process.plantypes import IdMap
 
 
 def mapping_userns(uid_mappings: list[dict[str, int]], gid_mappings: list[dict[str, int]]) -> int:
@@ -59,7 +59,7 @@ def mapping_userns(uid_mappings: list[dict[str, int]], gid_mappings: list[dict[s
         os.waitpid(pid, 0)
 
 
-def idmapped_tree(source: str, idmap: dict[str, Any], where: str) -> int:
+def idmapped_tree(source: str, idmap: IdMap, where: str) -> int:
     """A detached, idmapped copy of the mount tree at ``source``, as an fd for move_mount.
 
     ``idmap`` is the plan's {"uid", "gid" (mappings), "rbind" (copy the submounts too),

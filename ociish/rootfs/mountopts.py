@@ -10,7 +10,9 @@ from ociish.linux import libc as L
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Literal
+
+    from ociish.process.plantypes import MountOptions
 
 MS_I_VERSION = 1 << 23
 
@@ -85,7 +87,7 @@ _RECURSIVE: dict[str, tuple[int, int]] = {
 MOUNT_OPTIONS = sorted(set(_FLAGS) | set(_PROPAGATION) | set(_RECURSIVE) | {"bind", "rbind", "tmpcopyup", "idmap", "ridmap"})
 
 
-def parse_options(options: list[str]) -> dict[str, Any]:
+def parse_options(options: list[str]) -> MountOptions:
     """Split a mount's options into what each step of the mount needs.
 
     Returns ``{"bind", "rec", "copy_up", "idmap", "flags", "clear", "propagation":
@@ -94,7 +96,7 @@ def parse_options(options: list[str]) -> dict[str, Any]:
     """
     flags = clear = attr_set = attr_clr = 0
     bind = rec = copy_up = False
-    idmap = None
+    idmap: Literal["idmap", "ridmap"] | None = None
     propagation: list[int] = []
     data: list[str] = []
     for option in options:

@@ -18,7 +18,7 @@ from ociish.linux import libc as L
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from ociish.process.plantypes import Device, MountStep
 
 _LOCKED_FLAGS = L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC | L.MS_NOATIME | L.MS_NODIRATIME | L.MS_RELATIME
 _ST_TO_MS = {  # statvfs f_flag bits → the mount flags they report
@@ -53,7 +53,7 @@ def _make_parent_slave(rootfs: str) -> None:
     L.mount(None, best, None, L.MS_SLAVE)
 
 
-def do_mount(root_fd: int, m: dict[str, Any], where: str, source_fd: int = -1) -> None:
+def do_mount(root_fd: int, m: MountStep, where: str, source_fd: int = -1) -> None:
     """One config.json mount, by fd, with its options applied in mount(2)'s order.
 
     A bind source is opened here unless ``source_fd`` (an O_PATH fd of it, or for an
@@ -135,7 +135,7 @@ def _copy_up(root_fd: int, covered: int, dest: str) -> None:
         os.close(top)
 
 
-def _mount_target(root_fd: int, m: dict[str, Any], where: str) -> int:
+def _mount_target(root_fd: int, m: MountStep, where: str) -> int:
     dest = m["destination"]
     if m["type"] in ("proc", "sysfs"):
         # CVE-2019-16884 class: procfs/sysfs only on a real directory, never through a symlink
@@ -181,7 +181,7 @@ def remount_readonly(root_fd: int, dest: str) -> None:
     _remount_bind(root_fd, dest, L.MS_RDONLY, keep_current=True)
 
 
-def _set_propagation_and_attrs(root_fd: int, dest: str, m: dict[str, Any]) -> None:
+def _set_propagation_and_attrs(root_fd: int, dest: str, m: MountStep) -> None:
     if not m["propagation"] and not (m["attr_set"] or m["attr_clr"]):
         return
     target = safepath.open_in_root(root_fd, dest)
@@ -194,7 +194,7 @@ def _set_propagation_and_attrs(root_fd: int, dest: str, m: dict[str, Any]) -> No
         os.close(target)
 
 
-def _mount_cgroup(root_fd: int, m: dict[str, Any], target: int, where: str) -> None:
+def _mount_cgroup(root_fd: int, m: MountStep, target: int, where: str) -> None:
     """A `cgroup` mount shows the container's own cgroups, read-only unless asked otherwise.
 
     With a cgroup namespace the kernel roots each hierarchy at the container's cgroup, so
@@ -241,7 +241,7 @@ def _mount_cgroup(root_fd: int, m: dict[str, Any], target: int, where: str) -> N
         os.close(top)
 
 
-def create_devices(root_fd: int, devices: list[dict[str, Any]], bind_from_host: bool) -> None:
+def create_devices(root_fd: int, devices: list[Device], bind_from_host: bool) -> None:
     """mknod each device inside the root (bind the host's node instead inside a user namespace)."""
     for dev in devices:
         path = safepath.clean(dev["path"])
@@ -266,7 +266,7 @@ def create_devices(root_fd: int, devices: list[dict[str, Any]], bind_from_host: 
             os.close(parent)
 
 
-def _keep_existing(parent: int, name: str, dev: dict[str, Any]) -> bool:
+def _keep_existing(parent: int, name: str, dev: Device) -> bool:
     """What already sits at a device's path: the same device is kept; anything else is
     replaced for a default device and refused for a configured one (config-linux.md)."""
     try:

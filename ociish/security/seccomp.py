@@ -17,6 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ociish.process.plantypes import SeccompProgram
+
 FLAG_BITS = {  # SECCOMP_FILTER_FLAG_*
     "SECCOMP_FILTER_FLAG_TSYNC": 1,
     "SECCOMP_FILTER_FLAG_LOG": 2,
@@ -97,8 +99,8 @@ def _arch(lib: Any, name: str, index: int) -> int:
     return value
 
 
-def compile_filter(spec: dict[str, Any]) -> dict[str, Any]:
-    """{"bpf": bytes, "flags": int, "listener": bool, "skipped": [names]} for the init."""
+def compile_filter(spec: dict[str, Any]) -> SeccompProgram:
+    """The program for the init, with the flags and listener metadata loading it needs."""
     lib = _library()
     default = _action(lib, spec["defaultAction"], spec.get("defaultErrnoRet"), "linux.seccomp.defaultAction")
     try:
