@@ -35,16 +35,19 @@ def console_socket() -> Iterator[tuple[str, socket.socket]]:
             server.close()
 
 
-def has_terminal() -> bool:
-    """Whether there is a terminal to relay a container's pty to: stdin is one, or the
-    process has a controlling terminal (runc asks the same of /dev/tty)."""
+def require_terminal(what: str, instead: str) -> None:
+    """Refuse to relay a container's pty when there is no terminal to relay it to: stdin
+    is none and the process has no controlling terminal (runc asks the same of /dev/tty).
+    ``what`` names the setting that asks for one, ``instead`` the way out."""
     if os.isatty(0):
-        return True
+        return
     try:
         os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
     except OSError:
-        return False
-    return True
+        from ociish.errors import OciishError
+
+        raise OciishError(f"{what}, but there is no terminal to relay (stdin is not one and there is no "
+                          f"controlling terminal): run it from a terminal, {instead}") from None
 
 
 def receive_master(server: socket.socket) -> int:

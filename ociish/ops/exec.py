@@ -140,6 +140,8 @@ def exec_process(store: StateStore, container_id: str, proc: dict[str, Any], *, 
     if relay:
         from ociish import ptyproxy
 
+        ptyproxy.require_terminal("exec: the process has a terminal (--tty, or process.terminal)",
+                                  "use --detach with --console-socket, or no --tty")
         with ptyproxy.console_socket() as (path, server):
             pid = _start(container, config, proc, path, preserve_fds, pid_file)
             master = ptyproxy.receive_master(server)

@@ -38,10 +38,8 @@ def run(store: StateStore, container_id: str, bundle: str, *, detach: bool, keep
     if not detach and _wants_terminal(bundle):
         from ociish import ptyproxy
 
-        if not ptyproxy.has_terminal():
-            raise OciishError("config.json: process.terminal is true, but run has no terminal to relay (stdin is "
-                              "not one and there is no controlling terminal): run it from a terminal, use --detach "
-                              "with --console-socket, or set process.terminal to false")
+        ptyproxy.require_terminal("config.json: process.terminal is true",
+                                  "use --detach with --console-socket, or set process.terminal to false")
 
         with ptyproxy.console_socket() as (path, server):
             pid = create(store, container_id, bundle, **dict(create_options, console_socket=path))

@@ -112,6 +112,20 @@ def test_foreground_run_of_a_terminal_without_one_fails_at_once(runtime: Runtime
     host.assert_clean([cid], [runtime.root])
 
 
+def test_foreground_exec_tty_without_a_terminal_fails_at_once(runtime: Runtime, bundle: Bundle) -> None:
+    """The same for `exec --tty`: runc fails opening /dev/tty (exec's own error, 255);
+    nothing runs in the container."""
+    bundle.args("sleep", "1000")
+    cid = unique_id()
+    runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
+    result = runtime("exec", "--tty", cid, "touch", "/ran", stdin=subprocess.DEVNULL, start_new_session=True,
+                     timeout=20)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 255 and len(lines) == 1 and "--tty" in lines[0], result.stderr
+    assert not (bundle.rootfs / "ran").exists()
+    runtime("delete", "--force", cid, check=True)
+
+
 def test_the_pty_keeps_the_devpts_group_for_a_non_root_user(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
     """As runc: the user gets the pty's ownership, the group stays devpts' gid=5 (tty),
     not the process's gid; for the init and for `exec -t`."""
