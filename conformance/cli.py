@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     dif.add_argument("--filter", action="append", default=[], metavar="GLOB", help="only cases matching")
     dif.add_argument("--no-crun", action="store_true", help="compare with runc only")
     dif.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    dif.add_argument("-v", "--verbose", action="store_true", help="print each case as it is done")
     lst = sub.add_parser("list", help="list requirements and the checks covering them")
     lst.add_argument("--filter", action="append", default=[], metavar="EXPR")
     return parser
@@ -170,15 +171,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from fnmatch import fnmatchcase
 
-    from conformance import diff
+    from conformance import commands, diff
 
-    cases = diff.HAND_WRITTEN + diff.generated_cases(args.seed, args.generated)
+    cases: list[diff.Observed] = [*diff.HAND_WRITTEN, *diff.generated_cases(args.seed, args.generated),
+                                  *commands.SCENARIOS]
     if args.filter:
         cases = [c for c in cases if any(fnmatchcase(c.name, f) for f in args.filter)]
+    started = time.monotonic()
+
+    def progress(name: str) -> None:
+        if args.verbose:
+            print(f"{time.monotonic() - started:6.1f}s {name}", file=sys.stderr)
     scratch = Path(tempfile.mkdtemp(prefix="ociish-diff-"))
     try:
         runtimes = diff.default_runtimes(_resolve(args.ociish), scratch, not args.no_crun)
-        outcome = diff.run(runtimes, cases, args.timeout)
+        outcome = diff.run(runtimes, cases, args.timeout, progress)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(diff.summary(outcome, list(runtimes)))

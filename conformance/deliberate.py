@@ -15,6 +15,16 @@ DELIBERATE: list[tuple[str, str, set[str], str]] = [
     ("*mounts.tmpfs*", "container.mounts", {"ociish", "crun"},
      "a tmpfs over an existing directory gets that directory's mode as the mode= mount option, where runc "
      "chmods the mounted root; the directory's mode is the same, and mountinfo shows ociish's mode="),
+    ("command.delete", "created.*", {"ociish"},
+     "delete of a created container without --force fails (runtime.md \"delete\": \"Attempting to delete a "
+     "container that is not stopped MUST have no effect on the container and MUST generate an error\"); runc and "
+     "crun delete it"),
+    ("command.exec", "--process.no-path.*", {"ociish"},
+     "a process.env without PATH is searched with the default path, as execvp does (config.md \"args\": the first "
+     "entry \"is used with the same semantics as IEEE Std 1003.1-2008 execvp's file\"); runc and crun find nothing"),
+    ("command.events", "--stats.stdout", {"ociish", "crun"},
+     "hugetlb statistics come from the cgroup2 tree where a hybrid host keeps that controller; runc 1.1.5 reads "
+     "only the v1 hierarchies there and reports none"),
 ]
 
 

@@ -16,10 +16,10 @@ import json
 import random
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from conformance.bundle import PROBE, Bundle, setting
 from conformance.deliberate import explain
@@ -44,6 +44,9 @@ class Case:
     name: str
     change: Callable[[Bundle], None]
     probe_args: tuple[str, ...] = ()
+
+    def observe(self, ctx: CheckContext) -> dict[str, Any]:
+        return observe(ctx, self)
 
 
 @dataclass
@@ -210,7 +213,15 @@ def _crun_wrapper(directory: Path) -> str | None:
     return str(wrapper)
 
 
-def run(runtimes: dict[str, str], cases: list[Case], timeout: float,
+class Observed(Protocol):
+    """A case or a command scenario: a name, and what one runtime showed of it."""
+
+    name: str
+
+    def observe(self, ctx: CheckContext) -> dict[str, Any]: ...
+
+
+def run(runtimes: dict[str, str], cases: Sequence[Observed], timeout: float,
         progress: Callable[[str], None] = lambda _: None) -> Outcome:
     """Every case under every runtime; differences against the first runtime's."""
     outcome = Outcome()
@@ -222,7 +233,7 @@ def run(runtimes: dict[str, str], cases: list[Case], timeout: float,
                 ctx = CheckContext(session, f"diff-{name}", ())
                 ctx.runtime = Runtime(binary, ctx.dir / "root", timeout)
                 try:
-                    seen[name] = observe(ctx, case)
+                    seen[name] = case.observe(ctx)
                 except CheckFailed as e:
                     seen[name] = {"error": str(e)}
                 finally:
