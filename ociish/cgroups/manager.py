@@ -288,11 +288,19 @@ class CgroupManager:
         return self.bus
 
     def join(self, pid: int) -> None:
-        """Move `pid` into the container's cgroup in every hierarchy (the cgroup2 one included)."""
+        """Move `pid` into the container's cgroup in every hierarchy (the cgroup2 one included).
+
+        An unprivileged user may move a process only between cgroups below one it owns: a
+        process `exec` starts in its caller's cgroup (a login session's scope, a service)
+        is outside the user's systemd, so that systemd is asked to move it, as it was asked
+        to place the init."""
         for leaf in self._leaves():
             try:
                 fs.write_text(os.path.join(leaf, "cgroup.procs"), str(pid))
             except OSError as e:
+                if e.errno in (errno.EACCES, errno.EPERM) and self.unit and self.unit["user"]:
+                    self._systemd().attach(self.unit["name"], pid)
+                    continue
                 raise OciishError(f"cannot move pid {pid} into cgroup {leaf}: {e.strerror}") from None
 
     def destroy(self) -> None:

@@ -258,6 +258,7 @@ class Systemd:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self._version: int | None = None
+        self._subscribed = False
 
     def close(self) -> None:
         self.conn.close()
@@ -310,6 +311,17 @@ class Systemd:
         except DBusErrorResponse as e:
             raise OciishError(f"systemd refused the properties of unit {unit}: {_reason(e)}") from None
 
+    def attach(self, unit: str, pid: int) -> None:
+        """AttachProcessesToUnit (systemd ≥ 238): systemd moves a process into the unit's cgroup.
+        A user's systemd may move a process it could not move itself: it asks the host's
+        systemd, which checks that the process is the user's."""
+        from jeepney.wrappers import DBusErrorResponse
+
+        try:
+            self._call("AttachProcessesToUnit", "ssau", (unit, "", [pid]))
+        except DBusErrorResponse as e:
+            raise OciishError(f"systemd could not move pid {pid} into unit {unit}: {_reason(e)}") from None
+
     def stop(self, unit: str) -> None:
         """StopUnit and wait for it; a unit systemd already dropped (its processes all
         exited) is fine."""
@@ -341,8 +353,10 @@ class Systemd:
         # no sender: the bus would accept the well-known name, but the local filter compares it
         # with the signal's sender, which is systemd's unique name (":1.2")
         rule = MatchRule(type="signal", interface=MANAGER, member="JobRemoved", path=OBJECT)
-        unwrap_msg(self.conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=JOB_TIMEOUT))
-        self._call("Subscribe")  # systemd sends job signals only while someone subscribes
+        if not self._subscribed:  # once per connection: systemd refuses a second Subscribe (AlreadySubscribed)
+            unwrap_msg(self.conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=JOB_TIMEOUT))
+            self._call("Subscribe")  # systemd sends job signals only while someone subscribes
+            self._subscribed = True
         with self.conn.filter(rule, queue=deque()) as signals:
             (job,) = self._call(method, signature, body)
             while True:

@@ -816,6 +816,9 @@ class FakeSystemd:
         frozen = self.cgfs.read(self.freezer, "freezer.state") if self.freezer else None
         self.calls.append(("set_properties", unit, dict(properties), frozen))
 
+    def attach(self, unit: str, pid: int) -> None:
+        self.calls.append(("attach", unit, pid))
+
     def stop(self, unit: str) -> None:
         self.calls.append(("stop", unit))
         for leaf in dict.fromkeys(self.managed):
@@ -898,6 +901,19 @@ def test_systemd_rootless_scope_lives_below_the_user_manager(tmp_path, monkeypat
     m = systemd_manager(v2, None, FakeSystemd(v2, control_group=user_manager))
     assert m.cgroup == f"{user_manager}/user.slice/ociish-c1.scope"  # runc's default slice for a user
     assert m.unit["user"] is True and m.unit["slice"] == "user.slice"
+
+
+def test_systemd_rootless_join_outside_the_users_subtree_asks_the_users_systemd(tmp_path, monkeypatch):
+    v2 = FakeCgroupFS(tmp_path, monkeypatch, "v2")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    m = systemd_manager(v2, None, FakeSystemd(v2, control_group="/user.slice/user-1000.slice/user@1000.service"))
+    m.place_init(4242)
+    v2.refuse["cgroup.procs"] = [errno.EACCES]  # an exec'd process in the caller's session scope
+    m.join(4343)
+    assert m.bus.calls[-1] == ("attach", "ociish-c1.scope", 4343)
+    v2.refuse["cgroup.procs"] = [errno.ENOENT]  # anything else is still an error
+    with pytest.raises(OciishError, match=r"^cannot move pid 4343 into cgroup"):
+        m.join(4343)
 
 
 def test_systemd_rootless_needs_cgroup_v2(v1fs, monkeypatch):

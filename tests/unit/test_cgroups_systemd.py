@@ -195,6 +195,8 @@ class FakeConnection:
         self.sent.append((member, fields.get(HeaderFields.signature, ""), message.body))
         if self.errors.get(member):
             return new_error(message, self.errors[member].pop(0), "s", ("no",))
+        if member == "Subscribe" and "Subscribe" in self.members()[:-1]:  # systemd refuses a second one
+            return new_error(message, "org.freedesktop.systemd1.AlreadySubscribed", "s", ("Client is already subscribed.",))
         if member == "Get":
             value = {"Version": ("s", "252.38-1~deb12u1"), "ControlGroup": ("s", "/user.slice")}[message.body[1]]
             return new_method_return(message, "v", (value,))
@@ -280,6 +282,24 @@ def test_set_properties_and_stop():
                                                                             ("AllowedCPUs", ("ay", b"\x01"))]))]
     client.stop("x.scope")
     assert conn.members()[-1] == "StopUnit" and conn.sent[-1][2] == ("x.scope", "replace")
+
+
+def test_start_then_stop_on_one_connection_subscribes_once():
+    """A create that fails after the scope started stops it on the same connection."""
+    conn = FakeConnection()
+    client = systemd.Systemd(conn)
+    client.start_scope("x.scope", [])
+    client.stop("x.scope")
+    assert conn.members() == ["AddMatch", "Subscribe", "StartTransientUnit", "StopUnit"]
+
+
+def test_attach_moves_a_process_into_the_unit():
+    conn = FakeConnection()
+    systemd.Systemd(conn).attach("x.scope", 7)
+    assert conn.sent == [("AttachProcessesToUnit", "ssau", ("x.scope", "", [7]))]
+    conn = FakeConnection(errors={"AttachProcessesToUnit": ["org.freedesktop.DBus.Error.AccessDenied"]})
+    with pytest.raises(OciishError, match=r"^systemd could not move pid 7 into unit x\.scope: no"):
+        systemd.Systemd(conn).attach("x.scope", 7)
 
 
 def test_stopping_a_unit_systemd_already_dropped_is_fine():
