@@ -199,17 +199,25 @@ def _mount_cgroup(root_fd: int, m: MountStep, target: int, where: str) -> None:
 
     With a cgroup namespace the kernel roots each hierarchy at the container's cgroup, so
     real cgroup filesystems are mounted; without one, the container's directories are
-    bind-mounted (runc does the same) so the host's tree stays hidden.
+    bind-mounted (runc does the same) so the host's tree stays hidden.  cgroup2 is
+    bind-mounted too where the kernel refuses a new mount: over the root of a cgroup2
+    mount already there (EBUSY: what the host's /sys brings along when it is rbind-mounted,
+    as `spec --rootless` does), or without the privilege to (EPERM).  The container sees
+    the same tree either way.
     """
     flags = m["flags"]
     hierarchies = m["cgroup"]  # [(name, fs options or None for cgroup2, host dir of the container's cgroup)]
     if len(hierarchies) == 1 and hierarchies[0][0] == "":
         _, _, host_dir = hierarchies[0]
         if m["cgroupns"]:
-            L.mount("cgroup2", safepath.fd_path(target), "cgroup2", flags)
-        else:
-            L.mount(host_dir, safepath.fd_path(target), None, L.MS_BIND | L.MS_REC)
-            _remount_bind(root_fd, m["destination"], flags)
+            try:
+                L.mount("cgroup2", safepath.fd_path(target), "cgroup2", flags)
+                return
+            except OSError as e:
+                if e.errno not in (errno.EBUSY, errno.EPERM):
+                    raise
+        L.mount(host_dir, safepath.fd_path(target), None, L.MS_BIND | L.MS_REC)
+        _remount_bind(root_fd, m["destination"], flags)
         return
     L.mount("tmpfs", safepath.fd_path(target), "tmpfs", (flags & ~L.MS_RDONLY) | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=755")
     dest = m["destination"]
