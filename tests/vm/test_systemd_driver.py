@@ -23,9 +23,15 @@ def systemctl(*args: str) -> str:
 
 
 def show(unit: str, *properties: str) -> dict[str, str]:
-    """`systemctl show UNIT -p ...` as a dict."""
+    """`systemctl show UNIT -p ...` as a dict (a list property's last line only: see show_list)."""
     text = systemctl("show", unit, *(f"--property={p}" for p in properties))
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def show_list(unit: str, name: str) -> list[str]:
+    """A list property, which `systemctl show` prints as one NAME=... line per entry."""
+    text = systemctl("show", unit, f"--property={name}")
+    return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(f"{name}=")]
 
 
 def read(directory: Path, name: str) -> str:
@@ -140,3 +146,35 @@ def test_nested_slice_names_are_expanded_as_systemd_does(runtime: Runtime, bundl
     runtime("delete", "--force", cid, check=True)
     assert not expected.exists()
     systemctl("stop", "ociishtest.slice")  # the slices are systemd's; the test's own go with it
+
+
+def test_device_rules_are_the_scopes_device_policy(runtime: Runtime, bundle: Bundle) -> None:
+    """Every entry of the allow list reaches systemd (DevicePolicy=strict), and the devices
+    the config allows stay usable under systemd's program and ociish's own."""
+    major, minor = (int(n) for n in Path("/sys/block/vda/dev").read_text().split(":"))
+    for kind in ("bounding", "effective", "permitted"):
+        bundle.config["process"]["capabilities"][kind].append("CAP_MKNOD")
+    cid, _ = create(runtime, bundle, "machine.slice:ociish-test:ID", {"devices": [
+        {"allow": False, "access": "rwm"}, {"allow": True, "type": "b", "major": major, "minor": minor, "access": "r"}]})
+    unit = f"ociish-test-{cid}.scope"
+    assert show(unit, "DevicePolicy")["DevicePolicy"] == "strict"
+    assert sorted(show_list(unit, "DeviceAllow")) == sorted([
+        "char-* m", "block-* m", f"/dev/block/{major}:{minor} r", "/dev/char/1:3 rwm", "/dev/char/1:5 rwm",
+        "/dev/char/1:7 rwm", "/dev/char/1:8 rwm", "/dev/char/1:9 rwm", "/dev/char/5:0 rwm", "/dev/char/5:1 rwm",
+        "/dev/char/5:2 rwm", "char-pts rwm", "/dev/char/10:200 rwm"])
+    probe = (f"mknod /disk b {major} {minor} && head -c 512 /disk >/dev/null && echo read ok; "
+             "(: <> /disk) 2>/dev/null && echo write ok || echo write denied; (: <> /dev/null) && echo null ok")
+    out = runtime("exec", cid, "sh", "-c", probe, check=True).stdout
+    assert out.split("\n")[:3] == ["read ok", "write denied", "null ok"]
+
+
+def test_a_slice_as_the_containers_unit_is_refused_in_one_line(runtime: Runtime, bundle: Bundle) -> None:
+    cid = unique_id("sd")
+    slice_unit = f"ociishtest-{cid.replace('-', '')}.slice"
+    bundle.config["linux"]["cgroupsPath"] = f"machine.slice:ociish:{slice_unit}"
+    bundle.args("true")
+    result = runtime("--systemd-cgroup", "create", "--bundle", str(bundle.path), cid)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "not supported yet: linux.cgroupsPath" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert runtime.ids() == [] and show(slice_unit, "ActiveState")["ActiveState"] == "inactive"
+    assert not (CGROUP2 / "machine.slice" / slice_unit).exists()  # any slice name loads; none was started
