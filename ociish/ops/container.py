@@ -15,6 +15,7 @@ import _signal as signal  # the C module: signal.py wraps it in IntEnums, and en
 
 from ociish.errors import OciishError, WrongState
 from ociish.linux import proc as P
+from ociish.state.document import state_document
 from ociish.state.store import FIFO_NAME, StateStore
 
 TYPE_CHECKING = False
@@ -82,21 +83,20 @@ class Container:
 
     def state(self) -> dict[str, Any]:
         """The spec's state plus runc's rootfs, created and owner."""
-        status = self.status()
+        r = self.record
+        return {**self.spec_state(), "rootfs": r.get("rootfs", ""), "created": r.get("created") or "",
+                "owner": r.get("owner", "")}
+
+    def spec_state(self, status: str | None = None) -> dict[str, Any]:
+        """The spec's state (what hooks and a seccomp listener read): the container's own, or
+        with ``status`` forced (poststop's "stopped"); a live status always comes with the
+        init's pid, never with 0."""
+        live = self.status()
         r = self.record
         if not self.has("ociVersion", "bundle"):
             raise self.corrupt()
-        return {
-            "ociVersion": r["ociVersion"],
-            "id": self.id,
-            "status": status,
-            "pid": self.pid if status not in ("stopped", "creating") else 0,
-            "bundle": r["bundle"],
-            "rootfs": r.get("rootfs", ""),
-            "created": r.get("created") or "",
-            "owner": r.get("owner", ""),
-            "annotations": r.get("annotations") or {},
-        }
+        return state_document(self.id, status or live, self.pid if live not in ("stopped", "creating") else 0,
+                              r["bundle"], r.get("annotations") or {}, r["ociVersion"])
 
     def signal_init(self, signum: int) -> None:
         """Signal the init through a pidfd opened, then checked, for the recorded process.
@@ -123,16 +123,10 @@ class Container:
         return f"container not running: {self.id!r} is {status}"
 
     def hook_state(self, status: str | None = None) -> bytes:
-        """The state a hook reads: the container's own, or with ``status`` forced (poststop's
-        "stopped"); a live status always comes with the init's pid, never with 0."""
+        """spec_state as a hook reads it on its stdin."""
         from ociish import jsonio
 
-        state = self.state()
-        if status is not None:
-            state["status"] = status
-        if state["status"] == "stopped":
-            state["pid"] = 0
-        return jsonio.dumps({k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations")})
+        return jsonio.dumps(self.spec_state(status))
 
 
 def open_pidfd(pid: int) -> int | None:

@@ -17,6 +17,7 @@ from ociish.errors import ConfigError, OciishError
 from ociish.linux import proc as P
 from ociish.process import plan as planner
 from ociish.process.parent import Conversation, InitProcess, spawn
+from ociish.state.document import state_document
 from ociish.state.store import FIFO_NAME, ContainerLock, StateStore, check_id
 
 TYPE_CHECKING = False
@@ -188,15 +189,10 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
         hooks = config.get("hooks") or {}
         cgroup.claim_missing()  # recorded before anything exists: see the module docstring
         record: dict[str, Any] = {
-            "ociVersion": OCI_VERSION,
-            "id": container_id,
-            "status": "creating",
-            "pid": 0,
-            "bundle": bundle,
+            **state_document(container_id, "creating", 0, bundle, config.get("annotations") or {}),
             "rootfs": rootfs,
             "created": "",
             "owner": pwd.getpwuid(os.geteuid()).pw_name,
-            "annotations": config.get("annotations") or {},
             "creator": {"pid": os.getpid(), "start": P.start_time(os.getpid())},
             "init_start": None,
             "pid_namespace_new": planner.NAMESPACE_FLAGS["pid"] & plan["unshare_flags"] != 0,
@@ -365,8 +361,7 @@ class _Creation:
         from ociish.hooks import run_hooks
 
         hooks = self.config.get("hooks") or {}
-        state = jsonio.dumps({"ociVersion": OCI_VERSION, "id": self.id, "status": "creating", "pid": init.pid,
-                              "bundle": self.record["bundle"], "annotations": self.record["annotations"]})
+        state = jsonio.dumps(self.spec_state("creating", init.pid))
         for kind in ("prestart", "createRuntime"):
             run_hooks(kind, hooks.get(kind) or [], state, self.record["bundle"])
 
@@ -376,12 +371,13 @@ class _Creation:
         self.store.write(self.id, self.record, self.lock)
 
     def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None:
-        state = {"ociVersion": OCI_VERSION, "id": self.id, "status": "creating", "pid": init.pid,
-                 "bundle": self.record["bundle"], "annotations": self.record["annotations"]}
-        send_seccomp_listener(self.config, state, init.pid, listener_fd)
+        send_seccomp_listener(self.config, self.spec_state("creating", init.pid), init.pid, listener_fd)
 
     def warn(self, message: str) -> None:
         log.warning(message)
+
+    def spec_state(self, status: str, pid: int) -> dict[str, Any]:
+        return state_document(self.id, status, pid, self.record["bundle"], self.record["annotations"])
 
     def rollback(self) -> None:
         """Undo a failed create: processes, cgroups, state; poststop if hooks had begun."""
@@ -394,8 +390,7 @@ class _Creation:
         if self.hooks_reached:
             from ociish.hooks import run_hooks_warning_only
 
-            state = jsonio.dumps({"ociVersion": OCI_VERSION, "id": self.id, "status": "stopped", "pid": 0,
-                                  "bundle": self.record["bundle"], "annotations": self.record["annotations"]})
-            run_hooks_warning_only("poststop", (self.config.get("hooks") or {}).get("poststop") or [], state)
+            run_hooks_warning_only("poststop", (self.config.get("hooks") or {}).get("poststop") or [],
+                                   jsonio.dumps(self.spec_state("stopped", 0)))
         self.store.remove(self.id)
         self.store.remove_lock(self.id)

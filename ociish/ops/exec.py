@@ -113,9 +113,7 @@ class _Exec:
     def pass_seccomp_listener(self, init: InitProcess, listener_fd: int) -> None:
         from ociish.ops.create import send_seccomp_listener
 
-        state = self.container.state()
-        send_seccomp_listener(self.config, {k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle",
-                                                                   "annotations")}, init.pid, listener_fd)
+        send_seccomp_listener(self.config, self.container.spec_state(), init.pid, listener_fd)
 
 
 def exec_process(store: StateStore, container_id: str, proc: dict[str, Any], *, detach: bool,

@@ -3,9 +3,9 @@ as runc prints them."""
 
 from __future__ import annotations
 
-from ociish import OCI_VERSION
 from ociish.errors import DamagedState, OciishError
 from ociish.ops.container import Container
+from ociish.state.document import state_document
 from ociish.state.store import StateStore
 
 TYPE_CHECKING = False
@@ -37,8 +37,8 @@ def list_containers(store: StateStore, format: str, quiet: bool) -> str:
         try:
             states.append(Container.load(store, container_id).state())
         except DamagedState:  # `state ID` says what is wrong; `delete --force ID` removes it
-            states.append({"ociVersion": OCI_VERSION, "id": container_id, "status": "damaged", "pid": 0,
-                           "bundle": "", "rootfs": "", "created": "", "owner": "", "annotations": {}})
+            states.append({**state_document(container_id, "damaged", 0, "", {}), "rootfs": "", "created": "",
+                           "owner": ""})
         except OciishError:
             continue  # vanished, or being made, while we listed
     if quiet:

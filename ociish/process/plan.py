@@ -11,12 +11,13 @@ import fcntl
 import os
 import resource
 
-from ociish import OCI_VERSION, log
+from ociish import log
 from ociish.errors import ConfigError, NotSupportedError
 from ociish.linux import caps as C
 from ociish.linux import libc as L
 from ociish.rootfs.mountopts import parse_options
 from ociish.safepath import clean
+from ociish.state.document import state_document
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -237,8 +238,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         # what the init's hooks without `env` inherit: the runtime's environment (the init's own is empty)
         "hook_env": dict(os.environ) if any(hook.get("env") is None for kind in ("createContainer", "startContainer")
                                             for hook in hooks.get(kind) or []) else {},
-        "state": {"ociVersion": OCI_VERSION, "id": container_id, "bundle": bundle,
-                  "annotations": config.get("annotations") or {}},
+        "state": state_document(container_id, "creating", 0, bundle, config.get("annotations") or {}),
         "no_pivot": bool(options.get("no_pivot")),
         "new_keyring": not options.get("no_new_keyring"),
         "preserve_fds": options.get("preserve_fds", 0),
