@@ -19,7 +19,7 @@ from ociish.linux import libc as L
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Mapping
+    from typing import Any, Callable, Mapping
 
 OUTPUT_LIMIT = 4096
 
@@ -28,21 +28,19 @@ class HookError(OciishError):
     pass
 
 
-def run_hooks(kind: str, hooks: list[dict[str, Any]], state_json: bytes, cwd: str | None = None,
-              runtime_env: Mapping[str, str] | None = None) -> None:
-    for index, hook in enumerate(hooks):
-        run_hook(f"hooks.{kind}[{index}]", hook, state_json, cwd, runtime_env)
-
-
-def run_hooks_warning_only(kind: str, hooks: list[dict[str, Any]], state_json: bytes) -> None:
-    """poststop failures are warnings (config.md), and the rest still run."""
-    from ociish import log
-
+def run_hooks(kind: str, hooks: list[dict[str, Any]], state: bytes | Callable[[], bytes], cwd: str | None = None,
+              runtime_env: Mapping[str, str] | None = None, warn: Callable[[str], None] | None = None) -> None:
+    """Run the hooks of ``kind`` in order.  ``state`` is the state JSON they read, or what
+    gives it as each hook starts (poststart's changes when the process exits meanwhile).
+    The first failure raises HookError, unless ``warn`` takes it and the rest still run
+    (poststop's failures are warnings: config.md)."""
     for index, hook in enumerate(hooks):
         try:
-            run_hook(f"hooks.{kind}[{index}]", hook, state_json, None)
+            run_hook(f"hooks.{kind}[{index}]", hook, state if isinstance(state, bytes) else state(), cwd, runtime_env)
         except HookError as e:
-            log.warning(e.message)
+            if warn is None:
+                raise
+            warn(e.message)
 
 
 def run_hook(where: str, hook: dict[str, Any], state_json: bytes, cwd: str | None,

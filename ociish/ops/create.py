@@ -388,9 +388,9 @@ class _Creation:
         except Exception as e:  # noqa: BLE001 - report, but finish the cleanup
             log.warning(f"cleanup after failed create: {e}")
         if self.hooks_reached:
-            from ociish.hooks import run_hooks_warning_only
+            from ociish.hooks import run_hooks
 
-            run_hooks_warning_only("poststop", (self.config.get("hooks") or {}).get("poststop") or [],
-                                   jsonio.dumps(self.spec_state("stopped", 0)))
+            run_hooks("poststop", (self.config.get("hooks") or {}).get("poststop") or [],
+                      jsonio.dumps(self.spec_state("stopped", 0)), warn=log.warning)
         self.store.remove(self.id)
         self.store.remove_lock(self.id)

@@ -150,9 +150,10 @@ def destroy(container: Container, status: str, poststop: bool = True) -> None:
         cgroup.destroy()
     hooks = (container.record.get("hooks") or {}).get("poststop") or [] if poststop else []
     if hooks:
-        from ociish.hooks import run_hooks_warning_only  # hooks loads ctypes: only for a container with hooks
+        from ociish import log
+        from ociish.hooks import run_hooks  # it loads ctypes: only for a container with hooks
 
-        run_hooks_warning_only("poststop", hooks, container.hook_state("stopped"))
+        run_hooks("poststop", hooks, container.hook_state("stopped"), warn=log.warning)
     container.store.remove(container.id)
 
 

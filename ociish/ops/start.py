@@ -47,12 +47,11 @@ def start(store: StateStore, container_id: str) -> None:
                 raise OciishError(f"container {container_id!r} did not start: {failure}")
             poststart = (container.record.get("hooks") or {}).get("poststart") or []
             if poststart:
-                from ociish.hooks import run_hook
+                from ociish.hooks import run_hooks
 
-                for index, hook in enumerate(poststart):
-                    # the state as each hook runs: "running", or "stopped" with pid 0 once the
-                    # process has exited (which it may do before, or while, the hooks run)
-                    run_hook(f"hooks.poststart[{index}]", hook, container.hook_state(), None)
+                # the state as each hook runs: "running", or "stopped" with pid 0 once the
+                # process has exited (which it may do before, or while, the hooks run)
+                run_hooks("poststart", poststart, container.hook_state)
         except OciishError:
             # runtime.md lifecycle: a start that fails stops and destroys the container
             # (steps 12 and 13: undo create, run poststop)
