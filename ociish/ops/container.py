@@ -22,6 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ociish.state.document import StateDocument
+
 LIVE = ("created", "running", "paused")
 
 
@@ -87,7 +89,7 @@ class Container:
         return {**self.spec_state(), "rootfs": r.get("rootfs", ""), "created": r.get("created") or "",
                 "owner": r.get("owner", "")}
 
-    def spec_state(self, status: str | None = None) -> dict[str, Any]:
+    def spec_state(self, status: str | None = None) -> StateDocument:
         """The spec's state (what hooks and a seccomp listener read): the container's own, or
         with ``status`` forced (poststop's "stopped"); a live status always comes with the
         init's pid, never with 0."""

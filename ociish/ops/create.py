@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ociish.process.plantypes import IdMap, InitPlan, Rlimit
+    from ociish.state.document import StateDocument
 
 
 def load_config(bundle: str) -> tuple[dict[str, Any], bytes]:
@@ -131,7 +132,7 @@ def _run_id_helper(helper: str, pid: int, mappings: list[dict[str, int]]) -> Non
         raise ConfigError(f"config.json: linux.{kind}Mappings: {helper} refused: {result.stderr.strip()}")
 
 
-def send_seccomp_listener(config: dict[str, Any], state: dict[str, Any], pid: int, listener_fd: int) -> None:
+def send_seccomp_listener(config: dict[str, Any], state: StateDocument, pid: int, listener_fd: int) -> None:
     """Send the notify fd with the ContainerProcessState (config-linux.md) to listenerPath."""
     import socket
 
@@ -376,7 +377,7 @@ class _Creation:
     def warn(self, message: str) -> None:
         log.warning(message)
 
-    def spec_state(self, status: str, pid: int) -> dict[str, Any]:
+    def spec_state(self, status: str, pid: int) -> StateDocument:
         return state_document(self.id, status, pid, self.record["bundle"], self.record["annotations"])
 
     def rollback(self) -> None:

@@ -121,21 +121,20 @@ def switch_user(proc: ProcessPlan, setgroups_allowed: bool) -> None:
 CAP_SYS_ADMIN = 21
 
 
-def capability_sets(proc: ProcessPlan) -> tuple[int, int, int]:
-    """(effective, permitted, inheritable) the process ends with: the configured sets, or
-    those it holds now (after `switch_user`) when the config names none."""
+def capability_sets(proc: ProcessPlan, keep_sys_admin: bool) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """((effective, permitted, inheritable) the process ends with, the sets it holds until
+    its seccomp filter is loaded).  The first are the configured sets, or those it holds
+    now (after `switch_user`) when the config names none.  The second add CAP_SYS_ADMIN
+    (effective and permitted) with ``keep_sys_admin``, if it is still permitted: a filter
+    without no_new_privs needs it to be loaded.  The held sets are read once, and only
+    where they are needed."""
     caps = proc["caps"]
-    return L.capget() if caps is None else (caps["effective"], caps["permitted"], caps["inheritable"])
-
-
-def with_sys_admin(sets: tuple[int, int, int]) -> tuple[int, int, int]:
-    """``sets`` plus CAP_SYS_ADMIN (effective and permitted) when it is still permitted:
-    a seccomp filter without no_new_privs needs it to be loaded."""
-    effective, permitted, inheritable = sets
-    if L.capget()[1] >> CAP_SYS_ADMIN & 1:
+    held = L.capget() if caps is None or keep_sys_admin else (0, 0, 0)
+    final = held if caps is None else (caps["effective"], caps["permitted"], caps["inheritable"])
+    if keep_sys_admin and held[1] >> CAP_SYS_ADMIN & 1:
         sys_admin = 1 << CAP_SYS_ADMIN
-        return effective | sys_admin, permitted | sys_admin, inheritable
-    return sets
+        return final, (final[0] | sys_admin, final[1] | sys_admin, final[2])
+    return final, final
 
 
 def raise_ambient(proc: ProcessPlan) -> list[str]:

@@ -347,8 +347,8 @@ def _prepare_process(plan: BasePlan, chan: Channel, run: Run) -> None:
     seccomp = plan["seccomp"]
     filter_needs_privilege = bool(seccomp) and not proc["no_new_privileges"]
     run.enter("process.capabilities")
-    final_sets = credentials.capability_sets(proc)
-    L.capset(*(credentials.with_sys_admin(final_sets) if filter_needs_privilege else final_sets))
+    final_sets, until_filter = credentials.capability_sets(proc, keep_sys_admin=filter_needs_privilege)
+    L.capset(*until_filter)
     if proc["umask"] is not None:
         os.umask(proc["umask"])
     run.enter("process.args")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
+from ociish.state.document import StateDocument
+
 
 class Capabilities(TypedDict):
     """Bit masks per set, already trimmed to what can be granted; `last` is the highest
@@ -117,13 +119,6 @@ Rlimit = tuple[int, int, int, str]
 Hook = dict[str, object]  # a config.json hook, passed on as given
 
 
-class HookState(TypedDict):
-    ociVersion: str
-    id: str
-    bundle: str
-    annotations: dict[str, str]
-
-
 class CgroupWrite(TypedDict):
     """One file stage 0 writes in the container's cgroup (computed before anything exists)."""
 
@@ -186,7 +181,7 @@ class InitPlan(BasePlan):
     personality: int | None
     hooks: dict[str, list[Hook]]
     hook_env: dict[str, str]
-    state: HookState
+    state: StateDocument  # status and pid set by the init for each of its hooks
     no_pivot: bool
     new_keyring: bool
 
