@@ -287,21 +287,23 @@ class CgroupManager:
             self.bus = systemd.connect(bool(self.unit and self.unit["user"]))
         return self.bus
 
-    def join(self, pid: int) -> None:
-        """Move `pid` into the container's cgroup in every hierarchy (the cgroup2 one included).
+    def join(self, pid: int, instead: dict[str, str] | None = None) -> None:
+        """Move `pid` into the container's cgroup in every hierarchy (the cgroup2 one included),
+        or into the sub-cgroup ``instead`` names for a hierarchy's directory (exec --cgroup).
 
         An unprivileged user may move a process only between cgroups below one it owns: a
         process `exec` starts in its caller's cgroup (a login session's scope, a service)
         is outside the user's systemd, so that systemd is asked to move it, as it was asked
         to place the init."""
         for leaf in self._leaves():
+            target = (instead or {}).get(leaf, leaf)
             try:
-                fs.write_text(os.path.join(leaf, "cgroup.procs"), str(pid))
+                fs.write_text(os.path.join(target, "cgroup.procs"), str(pid))
             except OSError as e:
-                if e.errno in (errno.EACCES, errno.EPERM) and self.unit and self.unit["user"]:
+                if e.errno in (errno.EACCES, errno.EPERM) and self.unit and self.unit["user"] and target == leaf:
                     self._systemd().attach(self.unit["name"], pid)
                     continue
-                raise OciishError(f"cannot move pid {pid} into cgroup {leaf}: {e.strerror}") from None
+                raise OciishError(f"cannot move pid {pid} into cgroup {target}: {e.strerror}") from None
 
     def destroy(self) -> None:
         """Remove the directories this container created, leaves first; missing ones are fine.

@@ -335,8 +335,6 @@ def cmd_exec(args: argparse.Namespace) -> int:
     from ociish.state.store import check_id
 
     check_id(args.id)
-    if args.cgroup:
-        raise OciishError("exec: --cgroup: not supported yet")
     store = _store(args)
     if args.process:
         if args.argv:
@@ -351,7 +349,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
             tty=args.tty, apparmor=args.apparmor, process_label=args.process_label)
     return execute.exec_process(store, args.id, proc, detach=args.detach, pid_file=args.pid_file,
                                 console_socket=args.console_socket, preserve_fds=args.preserve_fds,
-                                ignore_paused=args.ignore_paused)
+                                ignore_paused=args.ignore_paused, cgroups=args.cgroup)
 
 
 def cmd_features(args: argparse.Namespace) -> int:

@@ -106,7 +106,8 @@ LIFECYCLE_COMMANDS: dict[str, tuple[str, tuple[Option, ...], tuple[Positional, .
         Option("--process-label"),
         Option("--preserve-fds", kind="int", default=0),
         Option("--ignore-paused", kind="flag"),
-        Option("--cgroup", help="(not supported yet)"),
+        Option("--cgroup", kind="append",
+               help="run in this existing sub-cgroup of the container's: PATH (every hierarchy) or CONTROLLER[,...]:PATH"),
     ), (Positional("id"), Positional("argv", remainder=True, metavar="COMMAND"))),
 }
 

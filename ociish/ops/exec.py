@@ -118,8 +118,9 @@ class _Exec:
 
 def exec_process(store: StateStore, container_id: str, proc: dict[str, Any], *, detach: bool,
                  pid_file: str | None = None, console_socket: str | None = None, preserve_fds: int = 0,
-                 ignore_paused: bool = False) -> int:
-    """Start ``proc`` in the container; its exit status (0 when detached)."""
+                 ignore_paused: bool = False, cgroups: list[str] | None = None) -> int:
+    """Start ``proc`` in the container (in the sub-cgroups ``cgroups`` names, runc's
+    ``--cgroup`` options); its exit status (0 when detached)."""
     from ociish.ops.create import _sweep_inherited_fds
 
     _sweep_inherited_fds(preserve_fds)
@@ -132,6 +133,7 @@ def exec_process(store: StateStore, container_id: str, proc: dict[str, Any], *, 
     if status not in ("created", "running", "paused"):
         raise WrongState(f"cannot exec in container {container_id!r}: it is {status}")
     config = store.load_config(container_id)
+    sub_cgroups = _sub_cgroups(container, cgroups) if cgroups else None
     relay = bool(proc.get("terminal")) and not detach and console_socket is None
     if proc.get("terminal") and detach and console_socket is None:
         raise OciishError("exec: a detached terminal process needs --console-socket")
@@ -141,18 +143,30 @@ def exec_process(store: StateStore, container_id: str, proc: dict[str, Any], *, 
         ptyproxy.require_terminal("exec: the process has a terminal (--tty, or process.terminal)",
                                   "use --detach with --console-socket, or no --tty")
         with ptyproxy.console_socket() as (path, server):
-            pid = _start(container, config, proc, path, preserve_fds, pid_file)
+            pid = _start(container, config, proc, path, preserve_fds, pid_file, sub_cgroups)
             master = ptyproxy.receive_master(server)
         try:
             return _wait(pid, relay_from=master)
         finally:
             os.close(master)
-    pid = _start(container, config, proc, console_socket, preserve_fds, pid_file)
+    pid = _start(container, config, proc, console_socket, preserve_fds, pid_file, sub_cgroups)
     return 0 if detach else _wait(pid, relay_from=-1)
 
 
+def _sub_cgroups(container: Container, options: list[str]) -> dict[str, str]:
+    """Checked before anything starts: the sub-cgroups must exist inside the container's."""
+    from ociish.cgroups import subcgroup
+
+    request = subcgroup.parse(options)
+    cgroup = container.cgroup()
+    if cgroup is None:
+        raise OciishError(f"exec: --cgroup: container {container.id!r} has no cgroup of its own "
+                          "(a rootless container on cgroup v1)")
+    return subcgroup.targets(request, cgroup.mode, cgroup.dirs)
+
+
 def _start(container: Container, config: dict[str, Any], proc: dict[str, Any], console_socket: str | None,
-           preserve_fds: int, pid_file: str | None) -> int:
+           preserve_fds: int, pid_file: str | None, sub_cgroups: dict[str, str] | None) -> int:
     from ociish.ops.create import _above, _connect, write_pid_file
 
     floor = 3 + preserve_fds
@@ -173,7 +187,7 @@ def _start(container: Container, config: dict[str, Any], proc: dict[str, Any], c
             if initial:
                 os.sched_setaffinity(0, initial)  # before the move, as execCPUAffinity.initial asks
             if cgroup is not None:
-                cgroup.join(pid)
+                cgroup.join(pid, sub_cgroups)
 
         chan, child = spawn(plan, inherit_fds=[*fds.values(), *range(3, floor)], cgroup_join=enter_cgroup)
     finally:
