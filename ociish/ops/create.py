@@ -346,9 +346,15 @@ class _Creation:
         return [(f"mounts[{index}]", mounts[index]["source"], mounts[index]["idmap"]) for index in self.plan["mount_sources"]]
 
     def on_pid(self, init: InitProcess) -> None:
+        """Record the init, then move linux.netDevices into its network namespace, which
+        exists now; the container process cannot start before this returns."""
         self.record["pid"] = init.pid
         self.record["init_start"] = init.start_time
         self.store.write(self.id, self.record, self.lock)
+        if self.plan["net_devices"]:
+            from ociish.linux import netdev
+
+            netdev.move(self.plan["net_devices"], init.pidfd)
 
     def at_hooks_point(self, init: InitProcess) -> None:
         """The init waits with its mounts and /dev done (runc's procHooks): apply the limits

@@ -6,7 +6,7 @@ runtime itself works from — the mount options `rootfs.mountopts` parses, the c
 names `linux.caps` knows, the namespace types the planner accepts, the seccomp actions,
 operators and flags the compiler maps — and the document can never claim more, or less,
 than the code does.  What ociish refuses ("not supported yet") is reported as absent or
-disabled: Intel RDT, network devices.
+disabled: Intel RDT.
 
 The spec wants the document fixed at build time and independent of the host.  A Python
 runtime has no build step, so "built with" means "installed with": seccomp is enabled
@@ -73,7 +73,8 @@ def _linux() -> dict[str, Any]:
         "intelRdt": {"enabled": False, "schemata": False, "monitoring": False},
         # bind mounts only, made by create as the host's root (rootfs/idmap.py)
         "mountExtensions": {"idmap": {"enabled": True}},
-        "netDevices": {"enabled": False},
+        # moved by create through rtnetlink, with their addresses (linux/netdev.py)
+        "netDevices": {"enabled": True},
     }
 
 

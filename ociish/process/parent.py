@@ -4,7 +4,8 @@ The conversation (see process/init.py for the other side)::
 
     parent  → joined         stage 1 is in the container's cgroups: it may begin
     stage 1 → usermap        parent writes uid_map/gid_map     → ok
-    stage 1 → pid N          init's host pid; stage 1 exits
+    stage 1 → pid N          init's host pid; stage 1 exits; create records it and moves
+                             linux.netDevices into the init's network namespace
     init    → hooks          mounts and /dev are done: parent applies the cgroup limits,
                              runs prestart and createRuntime hooks → ok
     init    → mountsources   (a user namespace's bind mounts) a child of the parent joins

@@ -68,7 +68,6 @@ PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 # Fields this runtime does not implement yet: refused, never silently ignored.
 _NOT_SUPPORTED = (
     ("linux", "intelRdt"),
-    ("linux", "netDevices"),
 )
 
 
@@ -154,6 +153,12 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
     if new_userns and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
 
+    net_devices: list[tuple[str, str]] = []
+    if linux.get("netDevices"):
+        from ociish.linux import netdev
+
+        net_devices = netdev.check(linux["netDevices"], ("network" in ns, ns.get("network")))
+
     mount_ns = "mount" in ns
     terminal = bool(proc.get("terminal"))
     if terminal != bool(options.get("console")):
@@ -208,6 +213,7 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         "unshare_flags": unshare_flags,
         "ns_paths": ns_paths,
         "loopback_up": "network" in new,  # a new network namespace's lo starts down (runc brings it up)
+        "net_devices": net_devices,  # (host name, name inside): create moves them (linux/netdev.py)
         # setgroups(2) is denied in a user namespace an unprivileged user made (see create)
         "setgroups_allowed": not (new_userns and os.geteuid() != 0),
         "time_offsets": _time_offsets(linux.get("timeOffsets") or {}),

@@ -166,6 +166,7 @@ class InitPlan(BasePlan):
     readonly: bool
     mount_ns: bool
     loopback_up: bool
+    net_devices: list[tuple[str, str]]  # (host name, name inside): moved by create, not the init
     mounts: list[MountStep]
     mount_sources: list[int]
     dev_readonly: bool

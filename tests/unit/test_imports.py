@@ -20,13 +20,14 @@ HEAVY = ("jsonschema", "structlog", "asyncio", "orjson", "ctypes", "ociish.cgrou
 STATE_NEVER = ("argparse", "re", "enum", "json", "typing", "dataclasses", "shutil", "socket")
 # what no create/exec/run needs at import time
 CREATE_NEVER = ("jsonschema", "structlog", "orjson", "argparse", "typing", "dataclasses", "inspect", "json",
-                "jeepney", "ociish.cgroups.systemd")
+                "jeepney", "ociish.cgroups.systemd", "pyroute2")
 # what printing a warning or an error on stderr must not pull in (structlog's package is ~60 ms)
 LOGGING_NEVER = ("structlog", "asyncio", "ssl", "logging", "typing", "json", "inspect")
 # what a create of a config without seccomp or regex-checked fields does without (enum is
 # imported by re and by signal.py; difflib only suggests a name for an unknown key; the
-# memory policy module is for configs with linux.memoryPolicy)
-PLAIN_CREATE_NEVER = ("re", "enum", "signal", "difflib", "ociish.linux.mempolicy")
+# memory policy module is for configs with linux.memoryPolicy, pyroute2 (~180 ms) for
+# those with linux.netDevices)
+PLAIN_CREATE_NEVER = ("re", "enum", "signal", "difflib", "ociish.linux.mempolicy", "pyroute2")
 
 PROBE = """
 import sys

@@ -69,12 +69,39 @@ def test_terminal_and_console_socket_go_together(config: dict[str, Any]) -> None
 
 
 @pytest.mark.parametrize("section,field,value", [
-    ("linux", "netDevices", {"eth0": {}}),
     ("linux", "intelRdt", {"closID": "x"}),
 ])
 def test_unimplemented_fields_are_refused(config: dict[str, Any], section: str, field: str, value: Any) -> None:
     config[section][field] = value
     with pytest.raises(NotSupportedError, match=f"not supported yet: {section}.{field}"):
+        plan(config)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="an unprivileged create is refused before the names are read")
+@pytest.mark.parametrize("devices,message", [
+    ({"lo": {"name": "a/b"}}, "linux.netDevices.lo.name: 'a/b' is not a valid interface name"),
+    ({"lo": {"name": "sixteen-bytes-xx"}}, "linux.netDevices.lo.name: 'sixteen-bytes-xx' is not a valid"),
+    ({"lo": {"name": "e%d%d"}}, "at most one '%d'"),
+    ({"lo": {"name": "eth 0"}}, "is not a valid interface name"),
+    ({"..": {}}, "linux.netDevices...: '..' is not a valid interface name"),
+    ({"lo": {}}, "the container would have two interfaces named 'lo'"),
+    ({"lo": {"name": "x"}, "ociish-absent0": {"name": "x"}}, "two interfaces named 'x'"),
+    ({"ociish-absent0": {}}, "linux.netDevices.ociish-absent0: the host has no network interface 'ociish-absent0'"),
+])
+def test_net_devices_are_checked_before_anything_exists(config: dict[str, Any], devices: dict[str, Any],
+                                                        message: str) -> None:
+    config["linux"]["netDevices"] = devices
+    with pytest.raises(ConfigError, match="^config.json: ") as caught:
+        plan(config)
+    assert message in caught.value.message
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="an unprivileged create is refused before the names are read")
+def test_net_devices_need_a_network_namespace(config: dict[str, Any]) -> None:
+    config["linux"]["netDevices"] = {"lo": {"name": "host-lo"}}
+    assert plan(config)["net_devices"] == [("lo", "host-lo")]
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "network"]
+    with pytest.raises(ConfigError, match=r"^config.json: linux.netDevices: .*linux.namespaces has no \"network\""):
         plan(config)
 
 
