@@ -137,3 +137,15 @@ def test_rootless_limits_are_a_clear_error(user: pwd.struct_passwd, rootless_bun
     assert result.returncode == 1
     assert "linux.resources.memory: a rootless container cannot set cgroup limits" in result.stderr
     assert not any(Path(f"/run/user/{user.pw_uid}/ociish").glob("rl-*"))
+
+
+def test_rootless_net_devices_are_a_clear_error(user: pwd.struct_passwd, rootless_bundle: Path) -> None:
+    """Moving a host interface needs the host's CAP_NET_ADMIN: refused before anything is made."""
+    config = rootless_config(user, "true")
+    config["linux"]["netDevices"] = {"lo": {"name": "hostlo"}}
+    config["linux"]["namespaces"].append({"type": "network"})
+    write_config(rootless_bundle, config)
+    result = as_user(user, "create", "--bundle", str(rootless_bundle), unique_id("rl"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "ociish: config.json: linux.netDevices: moving a host network interface needs root"
+    assert not any(Path(f"/run/user/{user.pw_uid}/ociish").glob("rl-*"))
