@@ -15,6 +15,14 @@ DELIBERATE: list[tuple[str, str, set[str], str]] = [
     ("*mounts.tmpfs*", "container.mounts", {"ociish", "crun"},
      "a tmpfs over an existing directory gets that directory's mode as the mode= mount option, where runc "
      "chmods the mounted root; the directory's mode is the same, and mountinfo shows ociish's mode="),
+    ("process.capabilities.effective-not-permitted", "*", {"ociish", "crun"},
+     "capabilities that cannot be granted are dropped with a one-line warning and the container runs (config.md "
+     "\"capabilities\": \"Runtimes SHOULD NOT fail if the container configuration requests capabilities that "
+     "cannot be granted\"); runc and crun fail at capset"),
+    ("*unknown-key*", "create.stderr", {"ociish"},
+     "an unknown key is ignored, as config.md \"Extensibility\" demands (\"MUST ignore unknown properties\"), "
+     "with one warning line naming the key meant (linux.namespace for linux.namespaces silently gives no "
+     "namespaces); runc is silent"),
     ("command.delete", "created.*", {"ociish"},
      "delete of a created container without --force fails (runtime.md \"delete\": \"Attempting to delete a "
      "container that is not stopped MUST have no effect on the container and MUST generate an error\"); runc and "

@@ -44,6 +44,7 @@ class Case:
     name: str
     change: Callable[[Bundle], None]
     probe_args: tuple[str, ...] = ()
+    combined: bool = True  # drawn into generated cases (not one runc refuses: nothing else would be compared)
 
     def observe(self, ctx: CheckContext) -> dict[str, Any]:
         return observe(ctx, self)
@@ -107,6 +108,12 @@ HAND_WRITTEN = [
         "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"], "effective": ["CAP_CHOWN"],
         "permitted": ["CAP_CHOWN", "CAP_KILL"], "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]})),
     Case("process.capabilities.ambient-unraisable", setting("process.capabilities.ambient", ["CAP_KILL"])),
+    Case("process.capabilities.unknown", setting("process.capabilities", {
+        k: ["CAP_KILL", "CAP_NOT_ONE"] for k in ("bounding", "effective", "permitted")})),
+    Case("process.capabilities.effective-not-permitted", setting("process.capabilities", {
+        "bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL", "CAP_CHOWN"], "permitted": ["CAP_KILL"]}),
+         combined=False),
+    Case("unknown-key", setting("linux.namespace", [])),
     Case("process.noNewPrivileges.false", setting("process.noNewPrivileges", False)),
     Case("process.oomScoreAdj", setting("process.oomScoreAdj", 123)),
     Case("root.readonly", setting("root.readonly", True)),
@@ -127,7 +134,7 @@ HAND_WRITTEN = [
 def generated_cases(seed: int, count: int) -> list[Case]:
     """Configs combining several hand-written changes, drawn from ``seed``."""
     rng = random.Random(seed)
-    pool = [c for c in HAND_WRITTEN if c.name != "base"]
+    pool = [c for c in HAND_WRITTEN if c.name != "base" and c.combined]
     cases = []
     for index in range(count):
         picked = rng.sample(pool, 3)

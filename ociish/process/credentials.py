@@ -14,6 +14,7 @@ import stat
 
 from ociish import safepath
 from ociish.errors import OciishError
+from ociish.linux import caps as C
 from ociish.linux import libc as L
 
 TYPE_CHECKING = False
@@ -149,7 +150,8 @@ def raise_ambient(proc: ProcessPlan) -> list[str]:
                 try:
                     L.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, number)
                 except OSError as e:
-                    warnings.append(f"process.capabilities.ambient: cannot raise capability {number}: {e.strerror}")
+                    name = C.CAPABILITIES[number] if number < len(C.CAPABILITIES) else f"capability {number}"
+                    warnings.append(f"process.capabilities: cannot raise {name} (ambient: {e.strerror})")
     return warnings
 
 

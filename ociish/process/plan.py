@@ -451,10 +451,13 @@ def capability_sets(spec: dict[str, list[str]], warnings: list[str], available: 
     if available is None:
         available = own_bounding_set()
     masks = {}
+    # one line per capability (and reason), naming the sets: as runc, a name copied into
+    # every set is one problem, not five
+    problems: dict[tuple[str, str], list[str]] = {}
     for name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
         mask, unknown = C.cap_mask(list(spec.get(name) or []))
         for cap in unknown:
-            warnings.append(f"process.capabilities.{name}: unknown capability {cap!r} ignored")
+            problems.setdefault((f"unknown capability {cap!r} ignored", ""), []).append(name)
         masks[name] = mask
     dropped = {
         "bounding": masks["bounding"] & ~available,
@@ -467,15 +470,18 @@ def capability_sets(spec: dict[str, list[str]], warnings: list[str], available: 
                "effective": "not permitted", "inheritable": "not in the bounding set",
                "ambient": "not both permitted and inheritable"}
     for name, bits in dropped.items():
-        names = [C.CAPABILITIES[n] for n in range(len(C.CAPABILITIES)) if bits >> n & 1]
-        if name == "ambient":
-            # runc raises what it can and is silent about the rest (`runc spec`'s own config
-            # asks for ambient capabilities it does not make inheritable): one debug line each
-            for cap in names:
+        for n in (n for n in range(len(C.CAPABILITIES)) if bits >> n & 1):
+            cap = C.CAPABILITIES[n]
+            if name == "ambient":
+                # runc raises what it can and is silent about the rest (`runc spec`'s own config
+                # asks for ambient capabilities it does not make inheritable): one debug line each
                 log.debug(f"process.capabilities.ambient: {cap} cannot be raised ({reasons[name]})")
-        elif names:
-            warnings.append(f"process.capabilities.{name}: {', '.join(names)} cannot be granted ({reasons[name]})")
+            else:  # the root cause first: a capability the runtime lacks is dropped from every set
+                reason = reasons[name] if available >> n & 1 else reasons["bounding"]
+                problems.setdefault((f"{cap} cannot be granted", reason), []).append(name)
         masks[name] &= ~bits
+    for (problem, reason), sets in problems.items():
+        warnings.append(f"process.capabilities: {problem} ({', '.join(sets)}{': ' + reason if reason else ''})")
     return {"bounding": masks["bounding"], "effective": masks["effective"], "permitted": masks["permitted"],
             "inheritable": masks["inheritable"], "ambient": masks["ambient"], "last": C.last_cap()}
 

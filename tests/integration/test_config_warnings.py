@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import Bundle, Runtime, unique_id
 
 WARNINGS = ["ociish: warning: linux.namespace: unknown key; did you mean linux.namespaces?",
-            "ociish: warning: process.capabilities.bounding: unknown capability 'CAP_NOT_ONE' ignored"]
+            "ociish: warning: process.capabilities: unknown capability 'CAP_NOT_ONE' ignored (bounding)"]
 
 
 def with_likely_mistakes(bundle: Bundle) -> Bundle:

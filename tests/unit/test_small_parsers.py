@@ -72,9 +72,23 @@ def test_capabilities_that_cannot_be_granted_become_warnings() -> None:
     assert sets["bounding"] == kill | chown
     assert sets["effective"] == kill and sets["permitted"] == kill
     assert sets["inheritable"] == kill and sets["ambient"] == kill
-    text = "\n".join(warnings)
-    assert "CAP_BOGUS" in text and "CAP_CHOWN cannot be granted" in text
-    assert "CAP_SYS_ADMIN cannot be granted" in text and "CAP_NET_RAW" not in text  # as runc: silent, but for --debug
+    assert warnings == [  # one line each; ambient's CAP_NET_RAW silent, as runc (but for --debug)
+        "process.capabilities: unknown capability 'CAP_BOGUS' ignored (ambient)",
+        "process.capabilities: CAP_CHOWN cannot be granted (effective: not permitted)",
+        "process.capabilities: CAP_SYS_ADMIN cannot be granted (inheritable: not in the bounding set)"]
+
+
+def test_a_capability_named_in_several_sets_is_one_warning() -> None:
+    """As runc's "ignoring unknown or unavailable capabilities": a typo copied into every set,
+    or a capability the runtime lacks, is one problem and one line, naming the sets."""
+    warnings: list[str] = []
+    names = ["CAP_KILL", "CAP_SYS_TIME", "CAP_TYPO"]
+    capability_sets({name: names for name in ("bounding", "effective", "permitted", "inheritable")}, warnings,
+                    available=1 << CAP_NUMBERS["CAP_KILL"])
+    assert warnings == [
+        "process.capabilities: unknown capability 'CAP_TYPO' ignored (bounding, effective, permitted, inheritable)",
+        "process.capabilities: CAP_SYS_TIME cannot be granted (bounding, effective, permitted, inheritable: the "
+        "runtime does not hold it)"]
 
 
 @pytest.mark.parametrize("path,expected", [
@@ -90,7 +104,8 @@ def test_capabilities_the_runtime_lacks_are_dropped_with_a_warning() -> None:
     sets = capability_sets({name: ["CAP_KILL", "CAP_SYS_RESOURCE"] for name in ("bounding", "effective", "permitted")},
                            warnings, available=kill)
     assert (sets["bounding"], sets["effective"], sets["permitted"]) == (kill, kill, kill)
-    assert any("CAP_SYS_RESOURCE cannot be granted (the runtime does not hold it)" in w for w in warnings)
+    assert warnings == ["process.capabilities: CAP_SYS_RESOURCE cannot be granted (bounding, effective, permitted: "
+                        "the runtime does not hold it)"]
     assert not resource & sets["bounding"]
 
 
