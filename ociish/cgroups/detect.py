@@ -38,8 +38,8 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
 
-def _mounts(mountinfo: str) -> list[tuple[str, str, str]]:
-    """(mount point, fs type, super options) of every cgroup / cgroup2 mount."""
+def mounts(mountinfo: str, fstypes: tuple[str, ...] = ("cgroup", "cgroup2")) -> list[tuple[str, str, str]]:
+    """(mount point, fs type, super options) of every mount of these types (cgroup, cgroup2)."""
     with open(mountinfo, encoding="utf-8") as f:
         lines = f.read().splitlines()
     mounts = []
@@ -49,7 +49,7 @@ def _mounts(mountinfo: str) -> list[tuple[str, str, str]]:
         tail = right.split()
         if not sep or len(fields) < 5 or len(tail) < 3:
             continue
-        if tail[0] in ("cgroup", "cgroup2"):
+        if tail[0] in fstypes:
             mounts.append((_unescape(fields[4]), tail[0], tail[2]))
     return mounts
 
@@ -60,7 +60,7 @@ def hierarchies(root: str = "/sys/fs/cgroup", mountinfo: str = MOUNTINFO) -> Hie
     v1: dict[str, str] = {}
     unified = None
     root_is_v2 = False
-    for point, fstype, options in _mounts(mountinfo):
+    for point, fstype, options in mounts(mountinfo):
         if point != root and not point.startswith(root + "/"):
             continue
         if fstype == "cgroup2":

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ociish.process.plantypes import IdMap, InitPlan, Rlimit
+    from ociish.resctrl import IntelRdt
     from ociish.state.document import StateDocument
 
 
@@ -171,6 +172,11 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
 
         cgroup = CgroupManager.for_container(container_id, linux.get("cgroupsPath") or None, systemd=systemd_cgroup)
     rlimits = planner.rlimits(config.get("process") or {})
+    rdt = None
+    if linux.get("intelRdt") is not None:  # set, even empty: the container gets a group (config-linux.md)
+        from ociish.resctrl import IntelRdt
+
+        rdt = IntelRdt.for_container(linux["intelRdt"], container_id)
     fds: dict[str, int] = {}
     plan = planner.build_plan(
         config, container_id=container_id, bundle=bundle, rootfs=rootfs,
@@ -198,10 +204,11 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
             "init_start": None,
             "pid_namespace_new": planner.NAMESPACE_FLAGS["pid"] & plan["unshare_flags"] != 0,
             "cgroup": cgroup.to_record(),
+            "intel_rdt": rdt.to_record() if rdt is not None else None,
             "hooks": {kind: hooks.get(kind) or [] for kind in ("poststart", "poststop")},
         }
         store.make_dir(container_id)
-        creation = _Creation(store, lock, record, cgroup, config, plan, rlimits)
+        creation = _Creation(store, lock, record, cgroup, rdt, config, plan, rlimits)
         try:
             store.write(container_id, record, lock)
             store.write_file(container_id, "config.json", raw)
@@ -280,11 +287,12 @@ class _Creation:
     been set up, so that rollback undoes exactly that."""
 
     def __init__(self, store: StateStore, lock: ContainerLock, record: dict[str, Any], cgroup: Any,
-                 config: dict[str, Any], plan: InitPlan, rlimits: list[Rlimit]) -> None:
+                 rdt: IntelRdt | None, config: dict[str, Any], plan: InitPlan, rlimits: list[Rlimit]) -> None:
         self.store = store
         self.lock = lock
         self.record = record
         self.cgroup = cgroup
+        self.rdt = rdt
         self.config = config
         self.plan = plan
         self.rlimits = rlimits
@@ -295,6 +303,8 @@ class _Creation:
     def run(self, console_socket: str | None, preserve_fds: int) -> None:
         floor = 3 + preserve_fds
         self.cgroup.create()
+        if self.rdt is not None:
+            self.rdt.create()
         fifo_path = self.store.path(self.id, FIFO_NAME)
         os.mkfifo(fifo_path, 0o622)
         os.chmod(fifo_path, 0o622)
@@ -306,7 +316,7 @@ class _Creation:
             inherit.append(fds["console"])
 
         try:
-            chan, self.init = spawn(self.plan, inherit_fds=inherit, cgroup_join=self.cgroup.place_init)
+            chan, self.init = spawn(self.plan, inherit_fds=inherit, cgroup_join=self.place_init)
         finally:
             for key in ("fifo", "console"):
                 if key in fds:
@@ -320,6 +330,12 @@ class _Creation:
                 raise
         finally:
             chan.close()
+
+    def place_init(self, pid: int) -> None:
+        """Stage 1 into the container's cgroups and resctrl group, before it does anything."""
+        self.cgroup.place_init(pid)
+        if self.rdt is not None:
+            self.rdt.join(pid)
 
     def write_usermap(self, pid: int) -> None:
         """Write the bootstrap's uid/gid maps: directly as root, or as an unprivileged user
@@ -394,6 +410,11 @@ class _Creation:
             self.cgroup.destroy()
         except Exception as e:  # noqa: BLE001 - report, but finish the cleanup
             log.warning(f"cleanup after failed create: {e}")
+        if self.rdt is not None:
+            try:
+                self.rdt.rollback()
+            except OciishError as e:
+                log.warning(f"cleanup after failed create: {e.message}")
         if self.hooks_reached:
             from ociish.hooks import run_hooks
 

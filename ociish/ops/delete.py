@@ -125,7 +125,7 @@ def _destroy_unrecorded(store: StateStore, container_id: str) -> None:
 
 
 def destroy(container: Container, status: str, poststop: bool = True) -> None:
-    """Kill whatever is left, remove the cgroups and the state; run poststop hooks."""
+    """Kill whatever is left, remove the cgroups, the resctrl groups and the state; run poststop hooks."""
     cgroup = container.cgroup()
     if status == "creating":
         creator = container.record.get("creator") or {}
@@ -148,6 +148,10 @@ def destroy(container: Container, status: str, poststop: bool = True) -> None:
             raise OciishError(f"container {container.id!r}: init did not exit after SIGKILL")
     if cgroup is not None:
         cgroup.destroy()
+    if container.record.get("intel_rdt"):
+        from ociish.resctrl import IntelRdt
+
+        IntelRdt.from_record(container.record["intel_rdt"]).destroy()
     hooks = (container.record.get("hooks") or {}).get("poststop") or [] if poststop else []
     if hooks:
         from ociish import log

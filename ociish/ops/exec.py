@@ -188,6 +188,10 @@ def _start(container: Container, config: dict[str, Any], proc: dict[str, Any], c
                 os.sched_setaffinity(0, initial)  # before the move, as execCPUAffinity.initial asks
             if cgroup is not None:
                 cgroup.join(pid, sub_cgroups)
+            if container.record.get("intel_rdt"):  # the container's resctrl groups, as runc's exec
+                from ociish.resctrl import IntelRdt
+
+                IntelRdt.from_record(container.record["intel_rdt"]).join(pid)
 
         chan, child = spawn(plan, inherit_fds=[*fds.values(), *range(3, floor)], cgroup_join=enter_cgroup)
     finally:

@@ -5,8 +5,7 @@ this to learn what a config.json may ask for.  So every list is taken from the t
 runtime itself works from — the mount options `rootfs.mountopts` parses, the capability
 names `linux.caps` knows, the namespace types the planner accepts, the seccomp actions,
 operators and flags the compiler maps — and the document can never claim more, or less,
-than the code does.  What ociish refuses ("not supported yet") is reported as absent or
-disabled: Intel RDT.
+than the code does.
 
 The spec wants the document fixed at build time and independent of the host.  A Python
 runtime has no build step, so "built with" means "installed with": seccomp is enabled
@@ -70,7 +69,9 @@ def _linux() -> dict[str, Any]:
         "selinux": {"enabled": True},
         # every mode and flag set_mempolicy(2) has; a kernel older than one refuses it at create
         "memoryPolicy": {"modes": list(MODES), "flags": list(FLAGS)},
-        "intelRdt": {"enabled": False, "schemata": False, "monitoring": False},
+        # resctrl groups, schemata lines and MON groups (ociish/resctrl.py); whether this host
+        # has RDT is create's question, not this document's (features-linux.md)
+        "intelRdt": {"enabled": True, "schemata": True, "monitoring": True},
         # bind mounts only, made by create as the host's root (rootfs/idmap.py)
         "mountExtensions": {"idmap": {"enabled": True}},
         # moved by create through rtnetlink, with their addresses (linux/netdev.py)

@@ -65,11 +65,6 @@ ROOTFS_PROPAGATION = {
 ROOTFS_PROPAGATION.update({"r" + name: flag | L.MS_REC for name, flag in list(ROOTFS_PROPAGATION.items())})
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
-# Fields this runtime does not implement yet: refused, never silently ignored.
-_NOT_SUPPORTED = (
-    ("linux", "intelRdt"),
-)
-
 
 def rootfs_path(config: dict[str, Any], bundle: str) -> str:
     """Absolute rootfs path (root.path is absolute or relative to the resolved bundle);
@@ -130,9 +125,6 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
     proc = config.get("process")
     if not isinstance(proc, dict):
         raise ConfigError("config.json: process: missing required field")
-    for section, field in _NOT_SUPPORTED:
-        if (linux if section == "linux" else config.get(section) or {}).get(field) not in (None, "", [], {}):
-            raise NotSupportedError(f"{section}.{field}")
 
     ns = namespaces(config)
     new_userns = "user" in ns and ns["user"] is None

@@ -134,7 +134,7 @@ class ProcessSettings(TypedDict):
     scheduler: tuple[int, ...] | None
     io_priority: tuple[int, int] | None
     lsm_exec: tuple[str, str] | None
-    memory_policy: tuple[int, list[int], int] | None  # set_mempolicy's (mode, nodes, flags)
+    memory_policy: tuple[int, list[int], int] | None  # set_mempolicy's (mode | flags, nodemask words, maxnode)
 
 
 class BasePlan(ProcessSettings):

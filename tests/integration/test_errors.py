@@ -124,12 +124,6 @@ def test_missing_executable_is_a_create_error(runtime: Runtime, bundle: Bundle, 
     assert "no such file or directory" in err or "executable file not found in $PATH" in err
 
 
-def test_unsupported_field_is_refused_not_ignored(runtime: Runtime, bundle: Bundle) -> None:
-    bundle.config["linux"]["intelRdt"] = {"closID": "guaranteed_group"}
-    bundle.write()
-    assert_clean_failure(runtime, bundle, "not supported yet: linux.intelRdt")
-
-
 def test_failure_inside_the_init_is_reported_and_rolled_back(runtime: Runtime, bundle: Bundle) -> None:
     bundle.config["mounts"].append({"destination": "/mnt", "type": "nosuchfs", "source": "none"})
     bundle.write()

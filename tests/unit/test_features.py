@@ -56,11 +56,12 @@ def test_listed_mount_options_are_understood_not_passed_as_data(option: str) -> 
     assert parse_options([option])["data"] == ""
 
 
-def test_idmapped_mounts_and_net_devices_enabled_intel_rdt_disabled() -> None:
+def test_idmapped_mounts_net_devices_and_intel_rdt_enabled() -> None:
     linux = DOC["linux"]
     assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
     assert {"idmap", "ridmap"} <= set(DOC["mountOptions"])
-    assert linux["intelRdt"]["enabled"] is False and linux["netDevices"]["enabled"] is True
+    assert linux["intelRdt"] == {"enabled": True, "schemata": True, "monitoring": True}
+    assert linux["netDevices"]["enabled"] is True
 
 
 def test_memory_policy_lists_every_mode_and_flag_of_the_spec() -> None:

@@ -25,9 +25,9 @@ CREATE_NEVER = ("jsonschema", "structlog", "orjson", "argparse", "typing", "data
 LOGGING_NEVER = ("structlog", "asyncio", "ssl", "logging", "typing", "json", "inspect")
 # what a create of a config without seccomp or regex-checked fields does without (enum is
 # imported by re and by signal.py; difflib only suggests a name for an unknown key; the
-# memory policy module is for configs with linux.memoryPolicy, pyroute2 (~180 ms) for
-# those with linux.netDevices)
-PLAIN_CREATE_NEVER = ("re", "enum", "signal", "difflib", "ociish.linux.mempolicy", "pyroute2")
+# memory policy and resctrl modules are for configs with linux.memoryPolicy or linux.intelRdt,
+# pyroute2 (~180 ms) for those with linux.netDevices)
+PLAIN_CREATE_NEVER = ("re", "enum", "signal", "difflib", "ociish.linux.mempolicy", "ociish.resctrl", "pyroute2")
 
 PROBE = """
 import sys
