@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import select
-import _signal as signal  # the C module: signal.py wraps it in IntEnums (enum, ~3.5 ms)
 import time
 
 from ociish.errors import OciishError
 from ociish.linux import libc as L
+from ociish.linux.cpython import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -3,13 +3,13 @@
 orjson's import (dataclasses, inspect, uuid, zoneinfo: ~27 ms here) costs far more than
 it saves on a 20 KB config.json, and the json package's own (re, enum: ~5 ms) is more
 than `ociish state` spends on everything else; its C accelerator (``_json``) needs
-neither.  The json package is imported only to word an error.  orjson stays for the bulk
+neither (ociish.linux.cpython).  The json package is imported only to word an error.  orjson stays for the bulk
 outputs (events, features, image manifests).
 """
 
 from __future__ import annotations
 
-import _json
+from ociish.linux.cpython import json as _json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -16,10 +16,9 @@ import errno
 import os
 import time
 
-import _signal as signal  # the C module: signal.py wraps it in IntEnums, and enum costs ~3.5 ms
-
 from ociish.cgroups import freezer, fs, paths
 from ociish.errors import ConfigError, NotSupportedError, OciishError
+from ociish.linux.cpython import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -3,8 +3,7 @@ sends nothing and only checks that the process is alive (kill(2))."""
 
 from __future__ import annotations
 
-# the C module: signal.py builds IntEnums from these same names, and enum costs `kill` ~3.5 ms
-import _signal as signal
+from ociish.linux.cpython import signal
 
 
 def parse_signal(text: str) -> int:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import errno
 import os
 
-import _signal as signal  # the C module: signal.py wraps it in IntEnums, and enum costs ~3.5 ms
-
 from ociish.errors import OciishError, WrongState
 from ociish.linux import proc as P
+from ociish.linux.cpython import signal
 from ociish.state.document import state_document
 from ociish.state.store import FIFO_NAME, StateStore
 

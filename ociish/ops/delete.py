@@ -12,10 +12,9 @@ import os
 import select
 import time
 
-import _signal as signal  # the C module: signal.py wraps it in IntEnums, and enum costs ~3.5 ms
-
 from ociish.errors import OciishError, WrongState
 from ociish.linux import proc as P
+from ociish.linux.cpython import signal
 from ociish.ops.container import Container, open_pidfd
 from ociish.state.store import CONFIG_FILE, StateStore
 

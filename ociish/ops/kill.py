@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import _signal as signal  # the C module: signal.py wraps it in IntEnums, and enum costs ~3.5 ms
-
 from ociish.errors import WrongState
+from ociish.linux.cpython import signal
 from ociish.ops.container import LIVE, Container
 from ociish.state.store import StateStore
 

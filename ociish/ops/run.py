@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 
-import _signal as signal  # the C module: signal.py wraps it in IntEnums, and enum costs ~3.5 ms
-
 from ociish.errors import OciishError
+from ociish.linux.cpython import signal
 from ociish.ops.container import Container
 from ociish.ops.create import create
 from ociish.ops.delete import delete

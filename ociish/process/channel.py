@@ -34,9 +34,9 @@ class Channel:
     @staticmethod
     def pair() -> tuple["Channel", int]:
         """A channel for the parent and the raw fd the child inherits."""
-        import _socket  # the C module: socket.py wraps it in IntEnums, and only the fds are kept
+        from ociish.linux.cpython import socket
 
-        parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         return Channel(parent.detach()), child.detach()
 
     def send(self, kind: str, *args: Any) -> None:
@@ -50,32 +50,32 @@ class Channel:
 
     def send_fds(self, fds: list[int], kind: str, *args: Any) -> None:
         """A message carrying ``fds`` (SCM_RIGHTS): at most MAX_FDS of them."""
-        import _socket
+        from ociish.linux.cpython import socket
         import struct
 
-        sock = _socket.socket(fileno=os.dup(self.fd))
+        sock = socket.socket(fileno=os.dup(self.fd))
         try:
-            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
+            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
             sock.sendmsg([marshal.dumps((kind, *args))], rights)
         finally:
             sock.close()
 
     def recv_fds(self) -> tuple[tuple[Any, ...], list[int]]:
         """A message and the fds that came with it (close-on-exec)."""
-        import _socket
+        from ociish.linux.cpython import socket
         import struct
 
-        sock = _socket.socket(fileno=os.dup(self.fd))
+        sock = socket.socket(fileno=os.dup(self.fd))
         try:
-            data, ancillary, flags, _ = sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(MAX_FDS * 4),
-                                                     _socket.MSG_CMSG_CLOEXEC)
+            data, ancillary, flags, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * 4),
+                                                     socket.MSG_CMSG_CLOEXEC)
         finally:
             sock.close()
         fds: list[int] = []
         for level, kind, payload in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds += struct.unpack(f"{len(payload) // 4}i", payload[:len(payload) // 4 * 4])
-        if not data or flags & _socket.MSG_CTRUNC:
+        if not data or flags & socket.MSG_CTRUNC:
             for fd in fds:
                 os.close(fd)
             raise ChannelClosed()

@@ -22,11 +22,10 @@ import marshal
 import os
 import sys
 
-import _signal as signal  # the C module: signal.py wraps it in IntEnums, and enum costs ~3.5 ms
-
 from ociish import safepath
 from ociish.errors import OciishError
 from ociish.linux import libc as L
+from ociish.linux.cpython import signal
 from ociish.process import credentials
 from ociish.process.channel import Channel, ChannelClosed
 from ociish.rootfs import setup
@@ -99,7 +98,7 @@ def _import_what_the_plan_needs(plan: Plan) -> None:
 
         from ociish import hooks
     if plan["mount_sources"]:
-        import _socket  # noqa: F401 - for Channel.recv_fds, before any namespace change
+        from ociish.linux.cpython import socket  # noqa: F401 - for Channel.recv_fds, before any namespace change
         import struct  # noqa: F401
 
 

@@ -33,11 +33,11 @@ import resource
 import select
 import sys
 
-import _signal as signal  # the C module: signal.py wraps it in IntEnums (enum, ~3.5 ms)
 from ociish import log
 from ociish.errors import ConfigError, OciishError
 from ociish.linux import libc as L
 from ociish.linux import proc as P
+from ociish.linux.cpython import signal
 from ociish.process.channel import MAX_FDS, Channel, ChannelClosed
 from ociish.process.exeseal import sealed_interpreter
 
