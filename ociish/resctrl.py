@@ -41,6 +41,8 @@ class IntelRdt:
 
     def __init__(self, group: str, mon_group: str | None, remove_group: bool,
                  lines: list[tuple[str, str]] | None = None, make_group: bool = False) -> None:
+        """``make_group``: the group does not exist yet, `create` makes it (and only such a
+        group's schemata are ever written, at create or by `update`)."""
         self.group = group
         self.mon_group = mon_group
         self.remove_group = remove_group  # delete removes it: made here, for no closID (the spec's rule)
@@ -84,11 +86,13 @@ class IntelRdt:
                    lines=[] if exists else lines, make_group=not exists)
 
     def to_record(self) -> dict[str, Any]:
-        return {"group": self.group, "mon_group": self.mon_group, "remove_group": self.remove_group}
+        return {"group": self.group, "mon_group": self.mon_group, "remove_group": self.remove_group,
+                "made_group": self.make_group}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> IntelRdt:
-        return cls(record["group"], record.get("mon_group"), bool(record.get("remove_group")))
+        return cls(record["group"], record.get("mon_group"), bool(record.get("remove_group")),
+                   make_group=bool(record.get("made_group")))
 
     def create(self) -> None:
         """Make the group (with its schemata) and the MON group; undone by `rollback`."""
@@ -96,7 +100,7 @@ class IntelRdt:
             _mkdir(self.group, f"{FIELD}.closID")
             self.made.append(self.group)
             for field, line in self.lines:
-                _write_schemata(self.group, field, line)
+                _write_schemata(self.group, f"config.json: {FIELD}.{field}", line)
         if self.mon_group is not None:
             _mkdir(self.mon_group, f"{FIELD}.enableMonitoring")
             self.made.append(self.mon_group)
@@ -110,6 +114,18 @@ class IntelRdt:
                         f.write(str(pid))
                 except OSError as e:
                     raise OciishError(f"{FIELD}: cannot add pid {pid} to {directory}/tasks: {e.strerror}") from None
+
+    def update(self, lines: list[tuple[str, str]]) -> None:
+        """`update --l3-cache-schema/--mem-bw-schema`: (flag, line) written to the container's
+        group, in order; a group it found already there is shared and left as it is."""
+        for flag, line in lines:
+            prefix = "L3" if flag == "--l3-cache-schema" else "MB:"
+            if not line.startswith(prefix) or "\n" in line:
+                raise OciishError(f"update {flag}: {line!r}: expected one line starting with {prefix}")
+            if not self.make_group:
+                raise OciishError(f"update {flag}: {self.group} was there before the container (a shared closID, "
+                                  "or the default group): its schemata are not rewritten")
+            _write_schemata(self.group, f"update {flag}", line)
 
     def rollback(self) -> None:
         """Remove what this create made, the newest first."""
@@ -175,13 +191,13 @@ def _check_shared_schemata(group: str, lines: list[tuple[str, str]]) -> None:
                               f"({resource}:{shown or 'none'}); a shared closID's schemata are not rewritten")
 
 
-def _write_schemata(group: str, field: str, line: str) -> None:
+def _write_schemata(group: str, where: str, line: str) -> None:
     try:
         with open(os.path.join(group, "schemata"), "w") as f:
             f.write(line + "\n")
     except OSError as e:
         reason = _last_status(os.path.dirname(group)) or e.strerror
-        raise ConfigError(f"config.json: {FIELD}.{field}: {line!r}: the kernel refused it: {reason}") from None
+        raise ConfigError(f"{where}: {line!r}: the kernel refused it: {reason}") from None
 
 
 def _last_status(root: str) -> str:

@@ -293,9 +293,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    from ociish.ops.update import resources_from_args, update
+    from ociish.ops.update import rdt_lines_from_args, resources_from_args, update
 
-    update(_store(args), args.id, resources_from_args(args))
+    update(_store(args), args.id, resources_from_args(args), rdt_lines_from_args(args))
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import orjson
 
 from ociish import log
-from ociish.errors import NotSupportedError, OciishError
+from ociish.errors import OciishError
 from ociish.ops.container import live_container
 from ociish.state.store import StateStore, check_id
 from ociish.units import parse_size
@@ -102,14 +102,18 @@ def resources_from_args(args: argparse.Namespace) -> dict[str, Any]:
             flags = ", ".join(_flag(dest) for dest in given)
             raise OciishError(f"update: give either --resources or flags, not both ({flags})")
         return read_resources(args.resources)
-    for dest in _RDT_FLAGS:
-        if dest in given:
-            raise NotSupportedError("linux.intelRdt", f"update {_flag(dest)}")
     change: dict[str, Any] = {}
     for dest, text in given.items():
+        if dest in _RDT_FLAGS:
+            continue  # not linux.resources: rdt_lines_from_args
         section, key, parse = FLAG_FIELDS[dest]
         change.setdefault(section, {})[key] = parse(text, _flag(dest))
     return change
+
+
+def rdt_lines_from_args(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(flag, schemata line) of --l3-cache-schema and --mem-bw-schema, in that order (config-linux.md's)."""
+    return [(_flag(dest), getattr(args, dest)) for dest in _RDT_FLAGS if getattr(args, dest) is not None]
 
 
 def merge(current: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
@@ -158,14 +162,26 @@ def current_resources(store: StateStore, container_id: str, record: dict[str, An
     return (config.get("linux") or {}).get("resources") or {}
 
 
-def update(store: StateStore, container_id: str, change: dict[str, Any]) -> None:
-    """Apply `change` to a created, running or paused container and record the result."""
+def update(store: StateStore, container_id: str, change: dict[str, Any],
+           rdt_lines: list[tuple[str, str]] | None = None) -> None:
+    """Apply `change` (and the Intel RDT schemata lines) to a created, running or paused
+    container and record the result."""
     with store.lock(check_id(container_id)):
         container, cgroup = live_container(store, container_id, "update")
+        rdt = None
+        if rdt_lines:
+            if not container.record.get("intel_rdt"):
+                raise OciishError(f"update {rdt_lines[0][0]}: container {container_id!r} has no linux.intelRdt "
+                                  "(no resctrl group to write to)")
+            from ociish.resctrl import IntelRdt
+
+            rdt = IntelRdt.from_record(container.record["intel_rdt"])
         current = current_resources(store, container_id, container.record)
         merged = unlimited_memory_lifts_swap(merge(current, change), change)
         try:
             cgroup.apply(_to_apply(merged, change))
+            if rdt is not None and rdt_lines:
+                rdt.update(rdt_lines)
         except OciishError:
             try:
                 cgroup.apply(_to_apply(current, change))

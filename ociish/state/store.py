@@ -61,7 +61,7 @@ _RECORD_SHAPE: dict[str, Any] = {
     "annotations": dict, "init_start": int, "pid_namespace_new": bool, "hooks": dict,
     "creator": {"pid": "pid", "start": int},
     "cgroup": {"version": int, "mode": str, "driver": str, "cgroup": str, "paths": dict, "created": _STR_LIST},
-    "intel_rdt": {"group": str, "mon_group": str, "remove_group": bool},
+    "intel_rdt": {"group": str, "mon_group": str, "remove_group": bool, "made_group": bool},
 }
 _NULLABLE = frozenset({"init_start", "start", "cgroup", "intel_rdt", "mon_group"})
 

@@ -103,3 +103,26 @@ def test_a_shared_group_with_other_schemata_is_refused(runtime: Runtime, bundle:
     assert_clean_failure(runtime, bundle, "config.json: linux.intelRdt.l3CacheSchema: 'L3:0=f' does not match "
                          "the existing group")
     assert sorted(os.listdir(fake_tree / "shared")) == ["schemata"]
+
+
+def test_update_writes_the_schemata_of_the_containers_group(runtime: Runtime, bundle: Bundle, fake_tree: Path) -> None:
+    bundle.config["linux"]["intelRdt"] = {"l3CacheSchema": "L3:0=7f0"}
+    bundle.args("sleep", "30")
+    bundle.write()
+    cid = unique_id()
+    runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
+    runtime("update", "--l3-cache-schema", "L3:0=f", cid, check=True)
+    assert (fake_tree / cid / "schemata").read_text() == "L3:0=f\n"
+    runtime("delete", "--force", cid, check=True)
+
+
+def test_update_of_a_container_without_intel_rdt_is_refused(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.args("sleep", "30")
+    bundle.write()
+    cid = unique_id()
+    runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
+    result = runtime("update", "--mem-bw-schema", "MB:0=20", cid)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"ociish: update --mem-bw-schema: container {cid!r} has no linux.intelRdt " \
+                                    "(no resctrl group to write to)"
+    runtime("delete", "--force", cid, check=True)

@@ -13,7 +13,7 @@ import pytest
 
 from ociish.cli import _parser
 from ociish.ops.container import Container
-from ociish.errors import ConfigError, NotSupportedError, OciishError
+from ociish.errors import ConfigError, OciishError
 from ociish.ops import update as up
 from ociish.state.store import StateStore
 
@@ -69,9 +69,10 @@ def test_bad_flag_values_are_one_line_errors(argv, message):
         change_for(*argv)
 
 
-def test_intel_rdt_flags_are_refused():
-    with pytest.raises(NotSupportedError, match=r"linux\.intelRdt"):
-        change_for("--l3-cache-schema", "L3:0=ff")
+def test_intel_rdt_flags_are_schemata_lines_not_resources():
+    args = _parser().parse_args(["update", "--mem-bw-schema", "MB:0=20", "--l3-cache-schema", "L3:0=ff", "ID"])
+    assert up.resources_from_args(args) == {}
+    assert up.rdt_lines_from_args(args) == [("--l3-cache-schema", "L3:0=ff"), ("--mem-bw-schema", "MB:0=20")]
 
 
 def test_resources_file_and_stdin(tmp_path, monkeypatch):

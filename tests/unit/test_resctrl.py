@@ -249,3 +249,34 @@ def test_unmounted_and_missing_resctrl_say_which(fake: FakeResctrl) -> None:
 def test_the_mount_point_comes_from_mountinfo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeResctrl(tmp_path, monkeypatch)
     assert fake.rdt({}).group == str(fake.root / "c1")
+
+
+def test_update_writes_the_containers_own_group(fake: FakeResctrl) -> None:
+    rdt = fake.rdt({"l3CacheSchema": "L3:0=7f0"})
+    rdt.create()
+    fake.writes.clear()
+    IntelRdt.from_record(rdt.to_record()).update([("--l3-cache-schema", "L3:0=f"), ("--mem-bw-schema", "MB:0=50")])
+    assert fake.writes == [("c1/schemata", "L3:0=f\n"), ("c1/schemata", "MB:0=50\n")]
+
+
+def test_update_leaves_a_shared_group_alone(fake: FakeResctrl) -> None:
+    (fake.root / "shared").mkdir()
+    rdt = IntelRdt.from_record(fake.rdt({"closID": "shared"}).to_record())
+    with pytest.raises(OciishError, match=r"update --mem-bw-schema: .*shared was there before the container"):
+        rdt.update([("--mem-bw-schema", "MB:0=50")])
+    assert fake.writes == []
+
+
+@pytest.mark.parametrize("flag,line", [("--l3-cache-schema", "MB:0=20"), ("--mem-bw-schema", "L3:0=f")])
+def test_update_lines_must_be_of_their_flags_resource(fake: FakeResctrl, flag: str, line: str) -> None:
+    rdt = fake.rdt({})
+    rdt.create()
+    with pytest.raises(OciishError, match=f"update {flag}: {line!r}: expected one line starting with"):
+        rdt.update([(flag, line)])
+
+
+def test_update_reports_the_kernels_reason(fake: FakeResctrl) -> None:
+    rdt = fake.rdt({})
+    rdt.create()
+    with pytest.raises(ConfigError, match=r"^update --l3-cache-schema: 'L3:0=zz': the kernel refused it: Non-hex"):
+        rdt.update([("--l3-cache-schema", "L3:0=zz")])
