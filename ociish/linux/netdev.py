@@ -18,6 +18,7 @@ create whose config has netDevices loads it.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ociish.errors import ConfigError, OciishError
@@ -96,7 +97,7 @@ def move(moves: list[tuple[str, str]], init_pidfd: int) -> None:
                     _move_one(host, inside, netns, host_name, target)
                 except NetlinkError as e:
                     reason = os.strerror(e.code)
-                    if e.code == 17:  # EEXIST
+                    if e.code == errno.EEXIST:
                         reason = f"the container's network namespace already has an interface named {target!r}"
                     raise OciishError(f"{where}: cannot move it into the container: {reason}") from None
                 except LookupError as e:

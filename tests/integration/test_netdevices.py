@@ -22,6 +22,12 @@ def ip(*args: str) -> str:
     return subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30).stdout
 
 
+def in_netns(pid: int, what: str, name: str) -> str:
+    """`ip -o WHAT show NAME` in the network namespace of ``pid``."""
+    return subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "-o", what, "show", name],
+                          check=True, capture_output=True, text=True).stdout
+
+
 @pytest.fixture
 def veth() -> Iterator[tuple[str, str]]:
     """A veth pair (names unique to this test); vethA has an IPv4 and an IPv6 global address,
@@ -62,19 +68,13 @@ def test_a_veth_moves_in_with_its_addresses(runtime: Runtime, bundle: Bundle, ve
     runtime("create", "--bundle", str(bundle.path), cid, check=True)
     assert not (SYS_NET / a).exists() and (SYS_NET / b).exists()
     init = runtime.state(cid)["pid"]
-    seen = subprocess.run(["nsenter", "-t", str(init), "-n", "ip", "-o", "addr", "show", inside],
-                          check=True, capture_output=True, text=True).stdout
+    seen = in_netns(init, "addr", inside)
     assert "10.213.7.1/24" in seen and "fd00:213:7::1/64" in seen, seen
     assert "fd00:213:8::1" not in seen  # not permanent: left behind, as the spec says
-    assert f"link/ether {mac}" in nsenter_link(init, inside)
-    assert "UP" in nsenter_link(init, inside).split(">")[0]
+    assert f"link/ether {mac}" in in_netns(init, "link", inside)
+    assert "UP" in in_netns(init, "link", inside).split(">")[0]
     runtime("delete", "--force", cid, check=True)
     assert gone(a, b), "the veth outlived the container's network namespace"
-
-
-def nsenter_link(pid: int, name: str) -> str:
-    return subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "-o", "link", "show", name],
-                          check=True, capture_output=True, text=True).stdout
 
 
 def test_the_container_process_sees_it(runtime: Runtime, bundle: Bundle, veth: tuple[str, str]) -> None:
@@ -86,6 +86,29 @@ def test_the_container_process_sees_it(runtime: Runtime, bundle: Bundle, veth: t
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.split("\n", 2)[0:2]) == ["eth7", "lo"], result.stdout
     assert "inet 10.213.7.1/24" in result.stdout and "inet6 fd00:213:7::1/64" in result.stdout, result.stdout
+    assert gone(a, b)
+
+
+def test_into_a_network_namespace_given_by_path(runtime: Runtime, bundle: Bundle, veth: tuple[str, str]) -> None:
+    """The device goes into the namespace the container joins, and stays with its owner after delete."""
+    a, b = veth
+    owner = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    try:
+        time.sleep(0.2)
+        netns = f"/proc/{owner.pid}/ns/net"
+        assert Path(netns).resolve() != Path("/proc/self/ns/net").resolve()
+        for ns in bundle.config["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = netns
+        bundle.config["linux"]["netDevices"] = {a: {"name": "joined0"}}
+        bundle.args("sleep", "1000")
+        cid = unique_id()
+        runtime("create", "--bundle", str(bundle.path), cid, check=True)
+        runtime("delete", "--force", cid, check=True)
+        assert "10.213.7.1/24" in in_netns(owner.pid, "addr", "joined0") and not (SYS_NET / a).exists()
+    finally:
+        owner.kill()
+        owner.wait()
     assert gone(a, b)
 
 
