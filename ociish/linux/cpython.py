@@ -6,7 +6,8 @@ package imports re and enum: enum alone costs ~3.5 ms, more than `ociish state` 
 C modules (``_signal``, ``_socket``, ``_json``) hold the same functions and constants as
 plain ints, so ociish imports them, and only from here.  ``signal`` is built into the
 interpreter; ``socket`` and ``json`` are shared libraries (~0.5 and ~0.2 ms), loaded on
-first use.
+first use.  The fourth, ``_ctypes``, is ociish.linux.libc's alone: the C types it needs
+are declared there.
 """
 
 from __future__ import annotations

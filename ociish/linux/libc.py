@@ -1,19 +1,84 @@
 """ctypes bindings for the syscalls Python 3.11's stdlib does not expose.
 
-Loaded with ``CDLL(None)`` (the libc already mapped into the process): never
+The libc already mapped into the process (``dlopen(NULL)``): never
 ``ctypes.util.find_library``, which spawns helpers.  Every wrapper raises OSError with
 errno and, where useful, the path it worked on.  Syscalls added in Linux 5.x share their
 numbers across architectures; the older ones go through their libc wrappers.
+
+Built on ``_ctypes``, the C half of ctypes, with the few C types used here declared as
+ctypes declares them: the ``ctypes`` package's own ``__init__`` defines every C type and
+helper it has, 9.5 M instructions beyond ``_ctypes`` in the CLI of every create and again
+in the bootstrap, which imports this module too.  The type checker sees ctypes' classes;
+tests/unit/test_libc.py checks the declared types and structures against ctypes' own.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
+import _ctypes
+from _ctypes import Structure, addressof, byref, get_errno, sizeof
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ctypes import (CDLL, c_char, c_int, c_int32, c_long, c_short, c_uint, c_uint32, c_uint64, c_ulong,
+                        c_ushort, c_void_p)
+
+    _libc = CDLL(None, use_errno=True)
+    _syscall = _libc.syscall
+else:
+    class c_char(_ctypes._SimpleCData):
+        _type_ = "c"
+
+    class c_short(_ctypes._SimpleCData):
+        _type_ = "h"
+
+    class c_ushort(_ctypes._SimpleCData):
+        _type_ = "H"
+
+    class c_int(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class c_uint(_ctypes._SimpleCData):
+        _type_ = "I"
+
+    class c_long(_ctypes._SimpleCData):
+        _type_ = "l"
+
+    class c_ulong(_ctypes._SimpleCData):
+        _type_ = "L"
+
+    class c_uint64(_ctypes._SimpleCData):
+        _type_ = "Q"
+
+    class c_void_p(_ctypes._SimpleCData):
+        _type_ = "P"
+
+    c_int32, c_uint32 = c_int, c_uint  # int is 32 bits on every Linux ABI
+
+    class _Function(_ctypes.CFuncPtr):
+        """A libc function as ``CDLL(None, use_errno=True)`` gives it: returns a C int, keeps errno."""
+
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        _restype_ = c_int
+
+    class _Syscall(_ctypes.CFuncPtr):
+        _flags_ = _Function._flags_
+        _restype_ = c_long
+
+    class _Libc:
+        """The process's own libc (RTLD_LOCAL, ctypes' default mode); functions looked up once."""
+
+        def __init__(self) -> None:
+            self._handle = _ctypes.dlopen(None, os.RTLD_LOCAL)
+
+        def __getattr__(self, name: str) -> _Function:
+            function = _Function((name, self))
+            setattr(self, name, function)
+            return function
+
+    _libc = _Libc()
+    _syscall = _Syscall(("syscall", _libc))
 
 # Numbers shared by every architecture (added after the syscall table unification).
 SYS_OPEN_TREE = 428
@@ -111,7 +176,7 @@ MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 
 def _check(ret: int, what: str, path: str | None = None) -> int:
     if ret < 0:
-        err = ctypes.get_errno()
+        err = get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}", path)
     return ret
 
@@ -123,7 +188,7 @@ def _b(path: str | bytes | None) -> bytes | None:
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    ret = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    ret = _libc.mount(_b(source), _b(target), _b(fstype), c_ulong(flags), _b(data))
     _check(ret, "mount", target)
 
 
@@ -139,7 +204,7 @@ def _nr(name: str) -> int:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    _check(_syscall(ctypes.c_long(_nr("pivot_root")), _b(new_root), _b(put_old)), "pivot_root", new_root)
+    _check(_syscall(c_long(_nr("pivot_root")), _b(new_root), _b(put_old)), "pivot_root", new_root)
 
 
 KEYCTL_JOIN_SESSION_KEYRING = 1
@@ -147,7 +212,7 @@ KEYCTL_JOIN_SESSION_KEYRING = 1
 
 def join_session_keyring(name: str) -> None:
     """A new session keyring, so the container does not share the caller's keys."""
-    _check(_syscall(ctypes.c_long(_nr("keyctl")), KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "keyctl")
+    _check(_syscall(c_long(_nr("keyctl")), KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "keyctl")
 
 
 def unshare(flags: int) -> None:
@@ -160,15 +225,14 @@ def setns(fd: int, nstype: int = 0) -> None:
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(
-        _libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)),
+        _libc.prctl(option, c_ulong(arg2), c_ulong(arg3), c_ulong(arg4), c_ulong(arg5)),
         "prctl",
     )
 
 
 def set_process_name(name: str) -> None:
     """What ps and /proc/PID/comm show (15 bytes at most)."""
-    raw = ctypes.create_string_buffer(name.encode()[:15])
-    _check(_libc.prctl(PR_SET_NAME, raw, 0, 0, 0), "prctl")
+    _check(_libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0), "prctl")  # bytes end in a NUL
 
 
 def sethostname(name: str) -> None:
@@ -181,50 +245,50 @@ def setdomainname(name: str) -> None:
     _check(_libc.setdomainname(raw, len(raw)), "setdomainname")
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+class _OpenHow(Structure):
+    _fields_ = [("flags", c_uint64), ("mode", c_uint64), ("resolve", c_uint64)]
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2): open ``path`` under ``dirfd`` with RESOLVE_* restrictions."""
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
     while True:
-        ret = _syscall(ctypes.c_long(SYS_OPENAT2), dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+        ret = _syscall(c_long(SYS_OPENAT2), dirfd, _b(path), byref(how), sizeof(how))
         if ret >= 0:
             return ret
-        err = ctypes.get_errno()
+        err = get_errno()
         if err != 11:  # EAGAIN: a concurrent rename raced the lookup; retry as the man page says
             raise OSError(err, f"open: {os.strerror(err)}", path)
 
 
 def fsopen(fstype: str) -> int:
-    return _check(_syscall(ctypes.c_long(SYS_FSOPEN), _b(fstype), 1), "fsopen", fstype)  # FSOPEN_CLOEXEC
+    return _check(_syscall(c_long(SYS_FSOPEN), _b(fstype), 1), "fsopen", fstype)  # FSOPEN_CLOEXEC
 
 
 def fsconfig_create(fsfd: int) -> None:
-    _check(_syscall(ctypes.c_long(SYS_FSCONFIG), fsfd, FSCONFIG_CMD_CREATE, None, None, 0), "fsconfig")
+    _check(_syscall(c_long(SYS_FSCONFIG), fsfd, FSCONFIG_CMD_CREATE, None, None, 0), "fsconfig")
 
 
 def fsmount(fsfd: int, attr_flags: int = 0) -> int:
-    return _check(_syscall(ctypes.c_long(SYS_FSMOUNT), fsfd, FSMOUNT_CLOEXEC, attr_flags), "fsmount")
+    return _check(_syscall(c_long(SYS_FSMOUNT), fsfd, FSMOUNT_CLOEXEC, attr_flags), "fsmount")
 
 
 def open_tree(dirfd: int, path: str, flags: int) -> int:
-    return _check(_syscall(ctypes.c_long(SYS_OPEN_TREE), dirfd, _b(path), ctypes.c_uint(flags)), "open_tree", path)
+    return _check(_syscall(c_long(SYS_OPEN_TREE), dirfd, _b(path), c_uint(flags)), "open_tree", path)
 
 
 def move_mount(from_fd: int, to_fd: int) -> None:
     """Attach the detached mount ``from_fd`` onto the directory or file ``to_fd``."""
     flags = MOVE_MOUNT_F_EMPTY_PATH | 0x40  # MOVE_MOUNT_T_EMPTY_PATH
-    _check(_syscall(ctypes.c_long(SYS_MOVE_MOUNT), from_fd, b"", to_fd, b"", flags), "move_mount")
+    _check(_syscall(c_long(SYS_MOVE_MOUNT), from_fd, b"", to_fd, b"", flags), "move_mount")
 
 
-class _MountAttr(ctypes.Structure):
+class _MountAttr(Structure):
     _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
+        ("attr_set", c_uint64),
+        ("attr_clr", c_uint64),
+        ("propagation", c_uint64),
+        ("userns_fd", c_uint64),
     ]
 
 
@@ -234,13 +298,13 @@ def mount_setattr(fd: int, attr_set: int, attr_clr: int, propagation: int = 0, r
     takes the user namespace whose mapping the mount shows in ``userns_fd``."""
     attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    ret = _syscall(ctypes.c_long(SYS_MOUNT_SETATTR), fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
+    ret = _syscall(c_long(SYS_MOUNT_SETATTR), fd, b"", flags, byref(attr), sizeof(attr))
     _check(ret, "mount_setattr")
 
 
 def close_range_cloexec(first: int) -> None:
     """Mark every fd >= first close-on-exec (nothing is closed under Python's feet)."""
-    ret = _syscall(ctypes.c_long(SYS_CLOSE_RANGE), ctypes.c_uint(first), ctypes.c_uint(0xFFFFFFFF), CLOSE_RANGE_CLOEXEC)
+    ret = _syscall(c_long(SYS_CLOSE_RANGE), c_uint(first), c_uint(0xFFFFFFFF), CLOSE_RANGE_CLOEXEC)
     if ret < 0:  # kernels before 5.11: do it one fd at a time
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
@@ -253,16 +317,16 @@ def close_range_cloexec(first: int) -> None:
 
 def pidfd_getfd(pidfd: int, target_fd: int) -> int:
     """A duplicate of another process's fd (needs ptrace access to it)."""
-    return _check(_syscall(ctypes.c_long(SYS_PIDFD_GETFD), pidfd, target_fd, 0), "pidfd_getfd")
+    return _check(_syscall(c_long(SYS_PIDFD_GETFD), pidfd, target_fd, 0), "pidfd_getfd")
 
 
 # Capabilities: capget/capset with _LINUX_CAPABILITY_VERSION_3 (two 32-bit words per set).
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(Structure):
+    _fields_ = [("version", c_uint32), ("pid", c_int)]
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+class _CapData(Structure):
+    _fields_ = [("effective", c_uint32), ("permitted", c_uint32), ("inheritable", c_uint32)]
 
 
 _CAP_V3 = 0x20080522
@@ -276,20 +340,20 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    _check(_libc.capset(byref(header), data), "capset")
 
 
 def capget() -> tuple[int, int, int]:
     """The calling thread's (effective, permitted, inheritable) capability masks."""
     header = _CapHeader(_CAP_V3, 0)
     data = (_CapData * 2)()
-    _check(_libc.capget(ctypes.byref(header), data), "capget")
+    _check(_libc.capget(byref(header), data), "capget")
     return tuple(sum(getattr(data[i], name) << 32 * i for i in range(2))
                  for name in ("effective", "permitted", "inheritable"))
 
 
 def personality(persona: int) -> None:
-    _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
+    _check(_libc.personality(c_ulong(persona)), "personality")
 
 
 IOPRIO_WHO_PROCESS = 1
@@ -298,29 +362,29 @@ IOPRIO_CLASS_SHIFT = 13
 
 def ioprio_set(io_class: int, level: int) -> None:
     value = (io_class << IOPRIO_CLASS_SHIFT) | level
-    _check(_syscall(ctypes.c_long(_nr("ioprio_set")), IOPRIO_WHO_PROCESS, 0, value), "ioprio_set")
+    _check(_syscall(c_long(_nr("ioprio_set")), IOPRIO_WHO_PROCESS, 0, value), "ioprio_set")
 
 
-class _SchedAttr(ctypes.Structure):
-    _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32), ("flags", ctypes.c_uint64),
-                ("nice", ctypes.c_int32), ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
-                ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64)]
+class _SchedAttr(Structure):
+    _fields_ = [("size", c_uint32), ("policy", c_uint32), ("flags", c_uint64),
+                ("nice", c_int32), ("priority", c_uint32), ("runtime", c_uint64),
+                ("deadline", c_uint64), ("period", c_uint64)]
 
 
 def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int, period: int) -> None:
-    attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
-    _check(_syscall(ctypes.c_long(_nr("sched_setattr")), 0, ctypes.byref(attr), 0), "sched_setattr")
+    attr = _SchedAttr(sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
+    _check(_syscall(c_long(_nr("sched_setattr")), 0, byref(attr), 0), "sched_setattr")
 
 
 def set_mempolicy(mode: int, nodemask: list[int], maxnode: int) -> None:
     """The calling thread's NUMA policy (see ociish.linux.mempolicy); its children and
     an execve keep it."""
-    words = (ctypes.c_ulong * len(nodemask))(*nodemask) if nodemask else None
-    _check(_syscall(ctypes.c_long(_nr("set_mempolicy")), mode, words, ctypes.c_ulong(maxnode)), "set_mempolicy")
+    words = (c_ulong * len(nodemask))(*nodemask) if nodemask else None
+    _check(_syscall(c_long(_nr("set_mempolicy")), mode, words, c_ulong(maxnode)), "set_mempolicy")
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+class _SockFprog(Structure):
+    _fields_ = [("len", c_ushort), ("filter", c_void_p)]
 
 
 SECCOMP_SET_MODE_FILTER = 1
@@ -328,14 +392,14 @@ SECCOMP_SET_MODE_FILTER = 1
 
 def seccomp_load(program: bytes, flags: int) -> int:
     """Install a compiled BPF filter; returns the listener fd with NEW_LISTENER, else 0."""
-    buf = ctypes.create_string_buffer(program, len(program))
-    prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
-    return _check(_syscall(ctypes.c_long(_nr("seccomp")), SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags),
-                           ctypes.byref(prog)), "seccomp")
+    buf = (c_char * len(program)).from_buffer_copy(program)
+    prog = _SockFprog(len(program) // 8, addressof(buf))
+    return _check(_syscall(c_long(_nr("seccomp")), SECCOMP_SET_MODE_FILTER, c_uint(flags),
+                           byref(prog)), "seccomp")
 
 
-class _Statfs(ctypes.Structure):
-    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_long * 15)]
+class _Statfs(Structure):
+    _fields_ = [("f_type", c_long), ("_rest", c_long * 15)]
 
 
 SIOCGIFFLAGS = 0x8913
@@ -343,10 +407,10 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
 
-class _IfreqFlags(ctypes.Structure):
+class _IfreqFlags(Structure):
     """struct ifreq with its union read as ifr_flags (40 bytes on 64-bit)."""
 
-    _fields_ = [("name", ctypes.c_char * 16), ("flags", ctypes.c_short), ("_rest", ctypes.c_char * 22)]
+    _fields_ = [("name", c_char * 16), ("flags", c_short), ("_rest", c_char * 22)]
 
 
 def interface_up(name: str) -> None:
@@ -354,9 +418,9 @@ def interface_up(name: str) -> None:
     sock = _check(_libc.socket(2, 2 | os.O_CLOEXEC, 0), "socket")  # AF_INET, SOCK_DGRAM | SOCK_CLOEXEC
     try:
         request = _IfreqFlags(name.encode())
-        _check(_libc.ioctl(sock, SIOCGIFFLAGS, ctypes.byref(request)), "SIOCGIFFLAGS", name)
+        _check(_libc.ioctl(sock, SIOCGIFFLAGS, byref(request)), "SIOCGIFFLAGS", name)
         request.flags |= IFF_UP
-        _check(_libc.ioctl(sock, SIOCSIFFLAGS, ctypes.byref(request)), "SIOCSIFFLAGS", name)
+        _check(_libc.ioctl(sock, SIOCSIFFLAGS, byref(request)), "SIOCSIFFLAGS", name)
     finally:
         os.close(sock)
 
@@ -368,7 +432,7 @@ DEVPTS_SUPER_MAGIC = 0x1CD1
 def fstatfs_type(fd: int) -> int:
     """The filesystem magic number of the file behind ``fd``."""
     buf = _Statfs()
-    _check(_libc.fstatfs(fd, ctypes.byref(buf)), "fstatfs")
+    _check(_libc.fstatfs(fd, byref(buf)), "fstatfs")
     return buf.f_type
 
 

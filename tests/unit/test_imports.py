@@ -26,8 +26,10 @@ LOGGING_NEVER = ("structlog", "asyncio", "ssl", "logging", "typing", "json", "in
 # what a create of a config without seccomp or regex-checked fields does without (enum is
 # imported by re and by signal.py; difflib only suggests a name for an unknown key; the
 # memory policy and resctrl modules are for configs with linux.memoryPolicy or linux.intelRdt,
-# pyroute2 (~180 ms) for those with linux.netDevices)
-PLAIN_CREATE_NEVER = ("re", "enum", "signal", "difflib", "ociish.linux.mempolicy", "ociish.resctrl", "pyroute2")
+# pyroute2 (~180 ms) for those with linux.netDevices; ociish.linux.libc binds libc with
+# _ctypes, not the ctypes package)
+PLAIN_CREATE_NEVER = ("re", "enum", "signal", "difflib", "ociish.linux.mempolicy", "ociish.resctrl", "pyroute2",
+                      "ctypes")
 
 PROBE = """
 import sys
