@@ -16,6 +16,7 @@ import errno
 import os
 import time
 
+from ociish import log
 from ociish.cgroups import freezer, fs, paths
 from ociish.errors import ConfigError, NotSupportedError, OciishError
 from ociish.linux.cpython import signal
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ociish.cgroups.mapping import Write
-    from ociish.cgroups.systemd import Systemd
+    from ociish.cgroups.systemd import Property, Systemd
+    from ociish.process.plantypes import CgroupPlan
 
 # detect, mapping and devices are imported where create and update use them: delete and
 # kill, which only find, signal and remove a recorded cgroup, never pay for them
@@ -355,14 +357,31 @@ class CgroupManager:
     # ------------------------------------------------------------ resources
 
     def apply(self, resources: dict[str, Any]) -> None:
-        """Write `linux.resources` (for create and for update); errors name the config field."""
-        targets = self._targets(resources)
-        device_filter = self._device_filter(resources)
-        self._grant_realtime_budget(resources)
-        if self.unit:
-            self._set_unit_properties(resources)
+        """Write `linux.resources` (for update); errors name the config field."""
+        self.write(self.plan(resources))
+
+    def plan(self, resources: dict[str, Any]) -> CgroupPlan:
+        """Every write for `resources`, in order and checked against this host, before any is
+        made: create plans its limits before its first side effect."""
+        writes = self._targets(resources)
+        for _, write in writes:
+            if write.filename in _ONLINE:
+                _check_cpuset(write)
+        return {
+            "writes": writes,
+            "device_program": self._device_filter(resources),
+            "properties": self._unit_properties(resources) if self.unit else [],
+            "realtime_runtime": (resources.get("cpu") or {}).get("realtimeRuntime") or 0,
+        }
+
+    def write(self, plan: CgroupPlan) -> None:
+        """Make the writes `plan` computed (with --debug, one log line each)."""
+        self._grant_realtime_budget(plan["realtime_runtime"])
+        if plan["properties"]:
+            self._set_unit_properties(plan["properties"])
         deferred = []
-        for directory, write in targets:
+        for directory, write in plan["writes"]:
+            log.step("create", f"{write.field}: {write.filename} = {write.value}")
             try:
                 _write(directory, write)
             except OSError as e:
@@ -375,36 +394,39 @@ class CgroupManager:
                 _write(directory, write)
             except OSError as e:
                 raise _write_error(directory, write, e) from None
-        if device_filter is not None:
+        if plan["device_program"] is not None:
             from ociish.cgroups import ebpf
 
-            ebpf.attach(self.dirs[UNIFIED], device_filter)
+            log.step("create", "linux.resources.devices: device filter")
+            ebpf.attach(self.dirs[UNIFIED], plan["device_program"])
 
-    def _set_unit_properties(self, resources: dict[str, Any]) -> None:
+    def _unit_properties(self, resources: dict[str, Any]) -> list[Property]:
+        from ociish.cgroups import systemd
+
+        return systemd.unit_properties(resources, self.mode, self._systemd().version())
+
+    def _set_unit_properties(self, properties: list[Property]) -> None:
         """The limits systemd knows, as properties of the scope, so that systemd keeps them
         when it next rewrites its cgroups.  On v1 systemd rewrites device rules by first
         denying all, so the container is frozen meanwhile (as runc does)."""
-        from ociish.cgroups import systemd
-
-        bus = self._systemd()
-        properties = systemd.unit_properties(resources, self.mode, bus.version())
         freeze = (self.mode != "v2" and any(name == "DevicePolicy" for name, _ in properties)
                   and self._freezer() is not None and not self.is_frozen())
         if freeze:
             self.freeze()
         try:
-            assert self.unit is not None  # apply() calls this for a systemd scope only
-            bus.set_properties(self.unit["name"], properties)
+            assert self.unit is not None  # a plan has properties for a systemd scope only
+            log.step("create", f"systemd: properties of {self.unit['name']}: "
+                     + ", ".join(name for name, _ in properties))
+            self._systemd().set_properties(self.unit["name"], properties)
         finally:
             if freeze:
                 self.thaw()
 
-    def _grant_realtime_budget(self, resources: dict[str, Any]) -> None:
+    def _grant_realtime_budget(self, runtime: int) -> None:
         """v1 RT group scheduling: a cgroup gets no more realtime runtime than its parent
         has, and a new cgroup starts with none.  The levels this container created above
         its own, and the runtime's shared default parent (/ociish), receive the requested
         budget first, top-down; parents someone else made are left as they are."""
-        runtime = ((resources.get("cpu") or {}).get("realtimeRuntime") or 0)
         leaf = self.dirs.get("cpu")
         if self.mode == "v2" or runtime <= 0 or leaf is None:
             return
@@ -598,15 +620,40 @@ def _inherit_cpuset(parent: str, child: str) -> None:
 
 
 def _v2_targets(plan: list[Write], leaf: str) -> list[tuple[str, Write]]:
-    """Pair cgroup2 writes with the leaf, refusing controllers not enabled for it."""
-    try:
-        available = set(fs.read_text(os.path.join(leaf, "cgroup.controllers")).split())
-    except FileNotFoundError:
-        raise OciishError(f"cgroup {leaf} does not exist") from None
+    """Pair cgroup2 writes with the leaf, refusing controllers not enabled for it.  A leaf
+    create has yet to make gets what its nearest existing parent offers (create enables
+    every one of them on the way down)."""
+    directory = leaf
+    while True:
+        try:
+            available = set(fs.read_text(os.path.join(directory, "cgroup.controllers")).split())
+            break
+        except FileNotFoundError:
+            if directory in ("/", "") or os.path.isdir(directory):
+                raise OciishError(f"cgroup {leaf} does not exist") from None
+            directory = os.path.dirname(directory)
     for write in plan:
         if write.controller != "cgroup" and write.controller not in available:
             raise NotSupportedError(write.field, f"the {write.controller} controller is not available in {leaf}")
     return [(leaf, write) for write in plan]
+
+
+# cpuset file → the host's list of what exists to be given (sysfs)
+_ONLINE = {"cpuset.cpus": "/sys/devices/system/cpu/online", "cpuset.mems": "/sys/devices/system/node/online"}
+
+
+def _check_cpuset(write: Write) -> None:
+    """A cpu or memory node list the kernel would refuse: malformed, or naming one the
+    host does not have online (a host without NUMA has node 0 alone)."""
+    from ociish.process.plan import parse_cpu_list
+
+    source = _ONLINE[write.filename]
+    online = fs.read_optional(source) or "0"
+    missing = sorted(set(parse_cpu_list(write.value, write.field)) - set(parse_cpu_list(online, source)))
+    if missing:
+        what = "cpu" if write.filename == "cpuset.cpus" else "memory node"
+        raise ConfigError(f"{write.field}: {write.value!r} names {what} {missing[0]}, which this host does not "
+                          f"have online ({source}: {online})")
 
 
 def _write(directory: str, write: Write) -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 R = "linux.resources"
+CFS_PERIOD_MIN, CFS_PERIOD_MAX = 1000, 1_000_000  # µs: what the kernel accepts for a cfs period (and quota's minimum)
 
 
 class Write(namedtuple("Write", "field controller filename value fallback optional", defaults=(None, False))):
@@ -165,9 +166,17 @@ def _cpu_values(cpu: dict[str, Any]) -> dict[str, int | None]:
     }
     if values["idle"] not in (None, 0, 1):
         raise ConfigError(f"{f}.idle: must be 0 or 1, got {values['idle']}")
-    quota, burst = values["quota"], values["burst"]
+    quota, burst, period = values["quota"], values["burst"], values["period"]
     if burst is not None and quota is not None and 0 < quota < burst:
         raise ConfigError(f"{f}.burst: {burst} exceeds cpu.quota {quota}")
+    # the kernel's bandwidth bounds (tg_set_cfs_bandwidth): EINVAL otherwise
+    if period is not None and not CFS_PERIOD_MIN <= period <= CFS_PERIOD_MAX:
+        raise ConfigError(f"{f}.period: must be between {CFS_PERIOD_MIN} and {CFS_PERIOD_MAX} µs, got {period}")
+    if quota is not None and 0 < quota < CFS_PERIOD_MIN:
+        raise ConfigError(f"{f}.quota: must be at least {CFS_PERIOD_MIN} µs (or -1, unlimited), got {quota}")
+    runtime, rt_period = values["realtimeRuntime"], values["realtimePeriod"]
+    if runtime is not None and rt_period is not None and runtime > rt_period:
+        raise ConfigError(f"{f}.realtimeRuntime: {runtime} exceeds cpu.realtimePeriod {rt_period}")
     return values
 
 

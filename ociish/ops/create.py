@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ociish.process.plantypes import IdMap, InitPlan, Rlimit
+    from ociish.process.plantypes import CgroupPlan, ContainerPlan, IdMap
     from ociish.resctrl import IntelRdt
     from ociish.state.document import StateDocument
 
@@ -153,14 +153,27 @@ def write_pid_file(path: str, pid: int) -> None:
     hostfile.replace(path, str(pid).encode(), "--pid-file")
 
 
-def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str | None = None,
-           console_socket: str | None = None, no_pivot: bool = False, no_new_keyring: bool = False,
-           preserve_fds: int = 0, systemd_cgroup: bool = False) -> int:
-    """Create the container; returns the init's pid."""
+class Prepared:
+    """A create decided: the config, the cgroup manager (nothing made yet) and the whole
+    plan, every part of it checked.  Nothing has been written, made or started."""
+
+    __slots__ = ("config", "raw", "rootfs", "cgroup", "rdt", "plan")
+
+    def __init__(self, config: dict[str, Any], raw: bytes, rootfs: str, cgroup: Any, rdt: IntelRdt | None,
+                 plan: ContainerPlan) -> None:
+        self.config = config
+        self.raw = raw
+        self.rootfs = rootfs
+        self.cgroup = cgroup
+        self.rdt = rdt
+        self.plan = plan
+
+
+def prepare(container_id: str, bundle: str, *, console_socket: str | None = None, no_pivot: bool = False,
+            no_new_keyring: bool = False, preserve_fds: int = 0, systemd_cgroup: bool = False) -> Prepared:
+    """Everything create will do, planned before its first side effect (and all that
+    `create --dry-run` shows): a config that cannot be honoured fails here."""
     check_id(container_id)
-    _sweep_inherited_fds(preserve_fds)
-    if pid_file:
-        hostfile.refuse_symlink(pid_file, "--pid-file")  # before anything is made; written at the end
     bundle = os.path.realpath(bundle)
     config, raw = load_config(bundle)
     rootfs = planner.rootfs_path(config, bundle)
@@ -177,41 +190,64 @@ def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str |
         from ociish.resctrl import IntelRdt
 
         rdt = IntelRdt.for_container(linux["intelRdt"], container_id)
-    fds: dict[str, int] = {}
-    plan = planner.build_plan(
+    init = planner.build_plan(
         config, container_id=container_id, bundle=bundle, rootfs=rootfs,
         options={"console": console_socket is not None, "no_pivot": no_pivot, "no_new_keyring": no_new_keyring,
-                 "preserve_fds": preserve_fds, "fds": fds},
+                 "preserve_fds": preserve_fds, "fds": {}},
         cgroup_mounts=_cgroup_mounts(cgroup.dirs),
     )
+    hooks = config.get("hooks") or {}
+    plan: ContainerPlan = {
+        "cgroup": cgroup.plan(linux.get("resources") or {}),
+        "rlimits": rlimits,
+        "runtime_hooks": {kind: hooks.get(kind) or [] for kind in ("prestart", "createRuntime", "poststart", "poststop")},
+        "init": init,
+    }
+    return Prepared(config, raw, rootfs, cgroup, rdt, plan)
+
+
+def create(store: StateStore, container_id: str, bundle: str, *, pid_file: str | None = None,
+           console_socket: str | None = None, no_pivot: bool = False, no_new_keyring: bool = False,
+           preserve_fds: int = 0, systemd_cgroup: bool = False) -> int:
+    """Create the container; returns the init's pid."""
+    check_id(container_id)
+    _sweep_inherited_fds(preserve_fds)
+    if pid_file:
+        hostfile.refuse_symlink(pid_file, "--pid-file")  # before anything is made; written at the end
+    prepared = prepare(container_id, bundle, console_socket=console_socket, no_pivot=no_pivot,
+                       no_new_keyring=no_new_keyring, preserve_fds=preserve_fds, systemd_cgroup=systemd_cgroup)
+    config, cgroup, plan = prepared.config, prepared.cgroup, prepared.plan
+    init_plan = plan["init"]
+    log.step("create", "planned")
     with store.lock(container_id) as lock:
         if store.exists(container_id):
             raise OciishError(f"container {container_id!r} already exists")
         from ociish.spec.unknown import unknown_key_warnings
 
-        for warning in [*unknown_key_warnings(config), *plan["warnings"]]:
+        for warning in [*unknown_key_warnings(config), *init_plan["warnings"]]:
             log.warning(warning)
-        if plan["seccomp"] and plan["seccomp"]["skipped"]:
-            log.debug(f"linux.seccomp: not known on this architecture, skipped: {', '.join(plan['seccomp']['skipped'])}")
-        hooks = config.get("hooks") or {}
+        seccomp = init_plan["seccomp"]
+        if seccomp and seccomp["skipped"]:
+            log.debug(f"linux.seccomp: not known on this architecture, skipped: {', '.join(seccomp['skipped'])}")
         cgroup.claim_missing()  # recorded before anything exists: see the module docstring
         record: dict[str, Any] = {
-            **state_document(container_id, "creating", 0, bundle, config.get("annotations") or {}),
-            "rootfs": rootfs,
+            **state_document(container_id, "creating", 0, init_plan["bundle"], config.get("annotations") or {}),
+            "rootfs": prepared.rootfs,
             "created": "",
             "owner": pwd.getpwuid(os.geteuid()).pw_name,
             "creator": {"pid": os.getpid(), "start": P.start_time(os.getpid())},
             "init_start": None,
-            "pid_namespace_new": planner.NAMESPACE_FLAGS["pid"] & plan["unshare_flags"] != 0,
+            "pid_namespace_new": planner.NAMESPACE_FLAGS["pid"] & init_plan["unshare_flags"] != 0,
             "cgroup": cgroup.to_record(),
-            "intel_rdt": rdt.to_record() if rdt is not None else None,
-            "hooks": {kind: hooks.get(kind) or [] for kind in ("poststart", "poststop")},
+            "intel_rdt": prepared.rdt.to_record() if prepared.rdt is not None else None,
+            "hooks": {kind: plan["runtime_hooks"][kind] for kind in ("poststart", "poststop")},
         }
+        log.step("create", "state")
         store.make_dir(container_id)
-        creation = _Creation(store, lock, record, cgroup, rdt, config, plan, rlimits)
+        creation = _Creation(store, lock, record, cgroup, prepared.rdt, config, plan)
         try:
             store.write(container_id, record, lock)
-            store.write_file(container_id, "config.json", raw)
+            store.write_file(container_id, "config.json", prepared.raw)
             creation.run(console_socket, preserve_fds)
             if pid_file:
                 write_pid_file(pid_file, record["pid"])  # the last step: nothing can fail after it
@@ -269,11 +305,15 @@ class _NoCgroups:
     def delegate(self, uid: int, gid: int) -> None:
         pass  # cgroup v1 is never delegated
 
-    def apply(self, resources: dict[str, Any]) -> None:
+    def plan(self, resources: dict[str, Any]) -> CgroupPlan:
         limited = sorted(key for key, value in resources.items() if value and key != "devices")
         if limited:
             raise ConfigError(f"config.json: linux.resources.{limited[0]}: a rootless container cannot set cgroup "
                               "limits on this host (cgroup v1 cannot be delegated to an unprivileged user)")
+        return {"writes": [], "device_program": None, "properties": [], "realtime_runtime": 0}
+
+    def write(self, plan: CgroupPlan) -> None:
+        pass
 
     def destroy(self) -> None:
         pass
@@ -287,7 +327,7 @@ class _Creation:
     been set up, so that rollback undoes exactly that."""
 
     def __init__(self, store: StateStore, lock: ContainerLock, record: dict[str, Any], cgroup: Any,
-                 rdt: IntelRdt | None, config: dict[str, Any], plan: InitPlan, rlimits: list[Rlimit]) -> None:
+                 rdt: IntelRdt | None, config: dict[str, Any], plan: ContainerPlan) -> None:
         self.store = store
         self.lock = lock
         self.record = record
@@ -295,28 +335,30 @@ class _Creation:
         self.rdt = rdt
         self.config = config
         self.plan = plan
-        self.rlimits = rlimits
+        self.rlimits = plan["rlimits"]
         self.init: InitProcess | None = None
         self.hooks_reached = False  # from here on a failure runs the poststop hooks (runtime.md step 12)
         self.id = record["id"]
 
     def run(self, console_socket: str | None, preserve_fds: int) -> None:
         floor = 3 + preserve_fds
+        log.step("create", "cgroup")
         self.cgroup.create()
         if self.rdt is not None:
             self.rdt.create()
         fifo_path = self.store.path(self.id, FIFO_NAME)
         os.mkfifo(fifo_path, 0o622)
         os.chmod(fifo_path, 0o622)
-        fds = self.plan["fds"]
+        fds = self.plan["init"]["fds"]
         fds["fifo"] = _above(os.open(fifo_path, os.O_PATH | os.O_CLOEXEC), floor)
         inherit = [fds["fifo"], *range(3, floor)]
         if console_socket:
             fds["console"] = _above(_connect(console_socket, "--console-socket"), floor)
             inherit.append(fds["console"])
 
+        log.step("create", "bootstrap")
         try:
-            chan, self.init = spawn(self.plan, inherit_fds=inherit, cgroup_join=self.place_init)
+            chan, self.init = spawn(self.plan["init"], inherit_fds=inherit, cgroup_join=self.place_init)
         finally:
             for key in ("fifo", "console"):
                 if key in fds:
@@ -358,8 +400,9 @@ class _Creation:
                 raise ConfigError(f"config.json: linux.{kind}Mappings: the kernel refused the mapping: {e.strerror}") from None
 
     def bind_sources(self) -> list[tuple[str, str, IdMap | None]]:
-        mounts = self.plan["mounts"]
-        return [(f"mounts[{index}]", mounts[index]["source"], mounts[index]["idmap"]) for index in self.plan["mount_sources"]]
+        mounts = self.plan["init"]["mounts"]
+        return [(f"mounts[{index}]", mounts[index]["source"], mounts[index]["idmap"])
+                for index in self.plan["init"]["mount_sources"]]
 
     def on_pid(self, init: InitProcess) -> None:
         """Record the init, then move linux.netDevices into its network namespace, which
@@ -367,26 +410,29 @@ class _Creation:
         self.record["pid"] = init.pid
         self.record["init_start"] = init.start_time
         self.store.write(self.id, self.record, self.lock)
-        if self.plan["net_devices"]:
+        if self.plan["init"]["net_devices"]:
             from ociish.linux import netdev
 
-            netdev.move(self.plan["net_devices"], init.pidfd)
+            log.step("create", "linux.netDevices")
+            netdev.move(self.plan["init"]["net_devices"], init.pidfd)
 
     def at_hooks_point(self, init: InitProcess) -> None:
         """The init waits with its mounts and /dev done (runc's procHooks): apply the limits
         now (after the init's own setup forks and mknods, so even pids.limit 0 or a device
         deny-all cannot break it), then run the runtime-namespace hooks."""
         self.hooks_reached = True
-        self.cgroup.apply((self.config.get("linux") or {}).get("resources") or {})
+        self.cgroup.write(self.plan["cgroup"])
         owner = cgroup_owner(self.config)
         if owner is not None:
             self.cgroup.delegate(*owner)
         from ociish.hooks import run_hooks
 
-        hooks = self.config.get("hooks") or {}
+        hooks = self.plan["runtime_hooks"]
         state = jsonio.dumps(self.spec_state("creating", init.pid))
         for kind in ("prestart", "createRuntime"):
-            run_hooks(kind, hooks.get(kind) or [], state, self.record["bundle"])
+            if hooks[kind]:
+                log.step("create", f"hooks.{kind}")
+                run_hooks(kind, hooks[kind], state, self.record["bundle"])
 
     def on_created(self, init: InitProcess) -> None:
         self.record["status"] = "created"

@@ -231,6 +231,7 @@ class Conversation:
                 # container recorded without its pid could never be started or killed
                 raise OciishError(f"container setup out of order: the init sent {kind!r} before its pid was known")
             if kind == "usermap":
+                log.step("create", "linux.uidMappings, linux.gidMappings")
                 self.host.write_usermap(self.init.bootstrap_pid)
                 self.chan.send("ok")
             elif kind == "pid":
@@ -273,6 +274,7 @@ class Conversation:
     def _set_rlimits(self) -> None:
         """From outside the container: the init may be in a user namespace (DESIGN §1.3)."""
         for index, (number, soft, hard, kind) in enumerate(self.host.rlimits):
+            log.step("create", f"process.rlimits[{index}] ({kind})")
             try:
                 resource.prlimit(self.init.pid, number, (soft, hard))
             except (OSError, ValueError) as e:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
+from ociish.cgroups.mapping import Write
+from ociish.cgroups.systemd import Property
 from ociish.state.document import StateDocument
 
 
@@ -119,13 +121,14 @@ Rlimit = tuple[int, int, int, str]
 Hook = dict[str, object]  # a config.json hook, passed on as given
 
 
-class CgroupWrite(TypedDict):
-    """One file stage 0 writes in the container's cgroup (computed before anything exists)."""
+class CgroupPlan(TypedDict):
+    """What stage 0 writes in the container's cgroup (cgroups/manager.py), computed and
+    checked before anything exists; written at the init's hooks point."""
 
-    field: str  # the config field to blame when the kernel refuses it
-    directory: str
-    file: str
-    value: str
+    writes: list[tuple[str, Write]]  # (directory, file write), in order
+    device_program: bytes | None  # cgroup v2's device filter (eBPF)
+    properties: list[Property]  # the systemd driver's unit properties
+    realtime_runtime: int  # cgroup v1 RT budget its new parents get first
 
 
 class ProcessSettings(TypedDict):
@@ -194,3 +197,13 @@ class ExecPlan(BasePlan):
 
 
 Plan = InitPlan | ExecPlan
+
+
+class ContainerPlan(TypedDict):
+    """Everything `create` does, decided and checked before its first side effect
+    (`create --dry-run` prints it): stage 0's part, then the init's."""
+
+    cgroup: CgroupPlan
+    rlimits: list[Rlimit]
+    runtime_hooks: dict[str, list[Hook]]  # prestart, createRuntime (run by create), poststart, poststop
+    init: InitPlan

@@ -162,10 +162,20 @@ def test_update_changes_limits_and_merges_onto_the_current_ones(runtime: Runtime
     runtime("update", "-r", "-", cid, check=True, input=b'{"cpu": {"shares": 256}}', stdin=None)  # containerd's
     assert cgroup_file(runtime, cid, "cpu", "cpu.shares") == "256"
 
-    # memory is written before cpuset; the kernel refuses the cpuset, so memory is put back.
+    # a cpu the host does not have is refused before anything is written
     refused = runtime("update", "--memory", "96m", "--cpuset-cpus", "4095", cid)
     assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1
-    assert refused.stderr.startswith("ociish: linux.resources.cpu.cpus: the kernel refused '4095' for cpuset.cpus")
+    assert refused.stderr.startswith("ociish: linux.resources.cpu.cpus: '4095' names cpu 4095, which this host "
+                                      "does not have online")
+    assert cgroup_file(runtime, cid, "memory", "memory.limit_in_bytes") == str(128 * MiB)
+    # memory is written before blkio; the kernel refuses a throttle of a disk that does not
+    # exist, so memory is put back
+    document.write_text(json.dumps({"memory": {"limit": 96 * MiB},
+                                    "blockIO": {"throttleReadBpsDevice": [{"major": 259, "minor": 4000, "rate": 1}]}}))
+    refused = runtime("update", f"--resources={document}", cid)
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1
+    assert refused.stderr.startswith("ociish: linux.resources.blockIO.throttleReadBpsDevice[0]: the kernel refused "
+                                     "'259:4000 1' for blkio.throttle.read_bps_device"), refused.stderr
     assert cgroup_file(runtime, cid, "memory", "memory.limit_in_bytes") == str(128 * MiB)
     recorded = json.loads((runtime.root / cid / "state.json").read_text())["resources"]
     assert recorded["memory"] == {"limit": 128 * MiB} and recorded["pids"] == {"limit": 40}

@@ -63,7 +63,7 @@ crash(create, "spawn", "bootstrap-started")
 crash(create._Creation, "write_usermap", "usermap-written")
 crash(create._Creation, "on_pid", "init-forked", before=True)
 crash(create._Creation, "on_pid", "pid-recorded")
-crash(CgroupManager, "apply", "limits-applied")
+crash(CgroupManager, "write", "limits-applied")
 crash(create._Creation, "at_hooks_point", "hooks-run")
 crash(Conversation, "_set_rlimits", "rlimits-set")
 crash(create._Creation, "on_created", "created-recorded")
@@ -195,6 +195,7 @@ def test_create_killed_at_random_times_is_recoverable(runtime: Runtime, bundle: 
 FAILURES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     # before anything exists
     "validation": (lambda c: c["process"]["user"].update(uid=-1), "process.user.uid"),
+    "cgroup plan": (lambda c: c["linux"].update(resources={"cpu": {"cpus": "999"}}), "linux.resources.cpu.cpus"),
     "namespace path": (lambda c: c["linux"].update(namespaces=[
         {"type": "network", "path": "/proc/self/ns/uts"} if n["type"] == "network" else n
         for n in c["linux"]["namespaces"]]), "is a uts namespace, expected network"),
@@ -217,7 +218,8 @@ FAILURES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
                              "hooks.createContainer[0]"),
     "process.args": (lambda c: c["process"].update(args=["/no/such/binary"]), "process.args[0]"),
     # stage 0, the init waiting on it
-    "cgroup limits": (lambda c: c["linux"].update(resources={"cpu": {"cpus": "999"}}), "linux.resources.cpu.cpus"),
+    "cgroup limits": (lambda c: c["linux"].update(resources={"blockIO": {"throttleReadBpsDevice": [
+        {"major": 259, "minor": 4000, "rate": 1}]}}), "linux.resources.blockIO.throttleReadBpsDevice[0]"),  # no such disk
     "prestart hook": (lambda c: c.update(hooks={"prestart": [{"path": "/bin/false"}]}), "hooks.prestart[0]"),
     "rlimits": (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 2 ** 40, "hard": 2 ** 40}]),
                 "process.rlimits[0]"),

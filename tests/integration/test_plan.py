@@ -1,0 +1,96 @@
+"""The plan of a create, through the CLI: what cannot be planned is refused before anything
+exists, and `--debug` records each step of the real create in --log as it happens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import pytest
+
+from conftest import Bundle, Runtime, cgroup_dirs, unique_id
+
+MiB = 1 << 20
+
+# linux.resources the kernel would refuse, known before the first side effect
+REFUSED = {
+    "swap below the memory limit": ({"memory": {"limit": 64 * MiB, "swap": 32 * MiB}},
+                                    "linux.resources.memory.swap: memory+swap (33554432) must be >= memory.limit"),
+    "a quota below 1 ms": ({"cpu": {"quota": 500}}, "linux.resources.cpu.quota: must be at least 1000 µs"),
+    "a period above 1 s": ({"cpu": {"quota": 50000, "period": 2_000_000}},
+                           "linux.resources.cpu.period: must be between 1000 and 1000000 µs"),
+    "a cpu the host lacks": ({"cpu": {"cpus": "0-4095"}}, "linux.resources.cpu.cpus: '0-4095' names cpu"),
+    "a malformed cpu list": ({"cpu": {"cpus": "0-one"}}, "linux.resources.cpu.cpus: '0-one' is not a cpu list"),
+    "a memory node the host lacks": ({"cpu": {"mems": "0,63"}}, "linux.resources.cpu.mems: '0,63' names memory node 63"),
+}
+
+
+def debug_steps(log: Path) -> list[tuple[str, str]]:
+    """(stage, step) of every step line of a --log-format json file, in order."""
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    return [(line["stage"], line["step"]) for line in lines if "step" in line]
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_a_resource_the_kernel_would_refuse_fails_before_anything_exists(runtime: Runtime, bundle: Bundle,
+                                                                         tmp_path: Path, case: str) -> None:
+    resources, message = REFUSED[case]
+    ran = tmp_path / "hook-ran"
+    bundle.config["linux"]["resources"].update(resources)
+    # a rollback after the init had started would run poststop (runtime.md step 12)
+    bundle.config["hooks"] = {kind: [{"path": "/bin/touch", "args": ["touch", str(ran)]}]
+                              for kind in ("createRuntime", "poststop")}
+    bundle.args("true")
+    cid = unique_id()
+    log = tmp_path / "debug.log"
+    result = runtime("--debug", "--log", str(log), "--log-format", "json", "create", "--bundle", str(bundle.path), cid)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [result.stderr.strip()] and result.stderr.startswith(f"ociish: {message}"), \
+        result.stderr
+    assert not ran.exists(), "the init was started"
+    assert debug_steps(log) == [], "create took a step"
+    assert not runtime.root.exists() or not any(runtime.root.iterdir()), "create recorded the container"
+    assert not cgroup_dirs(cid)
+
+
+def test_debug_writes_each_setup_step_to_the_log(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    bundle.config["linux"]["resources"].update({"pids": {"limit": 64}, "memory": {"limit": 64 * MiB}})
+    bundle.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 512}]
+    bundle.config["hooks"] = {"prestart": [{"path": "/bin/true"}]}
+    bundle.args("true")
+    log = tmp_path / "debug.log"
+    cid = unique_id()
+    runtime("--debug", "--log", str(log), "--log-format", "json", "create", "--bundle", str(bundle.path), cid,
+            check=True)
+    steps = debug_steps(log)
+    mounts = [("init", f"mounts[{i}] ({m['destination']})") for i, m in enumerate(bundle.config["mounts"])]
+    expected = [
+        ("create", "planned"), ("create", "state"), ("create", "cgroup"), ("create", "bootstrap"),
+        ("bootstrap", "linux.namespaces"), ("bootstrap", "fork init"),
+        ("init", "root.path"), *mounts, ("init", "linux.devices"), ("init", "hooks"),
+        ("create", "linux.resources.memory.limit: memory.limit_in_bytes = 67108864"),
+        ("create", "linux.resources.pids.limit: pids.max = 64"), ("create", "hooks.prestart"),
+        ("init", "pivot_root"), ("init", "process.rlimits"), ("create", "process.rlimits[0] (RLIMIT_NOFILE)"),
+        ("init", "process.capabilities"), ("init", "created"),
+    ]
+    at = 0
+    for step in expected:  # in this order, among the others
+        assert step in steps[at:], (step, steps)
+        at = steps.index(step, at) + 1
+    # without --debug, none
+    quiet = tmp_path / "quiet.log"
+    runtime("--log", str(quiet), "--log-format", "json", "create", "--bundle", str(bundle.path), unique_id(),
+            check=True)
+    assert debug_steps(quiet) == []
+
+
+def test_a_failing_step_is_named_by_the_error_and_last_in_the_debug_log(runtime: Runtime, bundle: Bundle,
+                                                                        tmp_path: Path) -> None:
+    bundle.config["mounts"].append({"destination": "/mnt", "type": "nosuchfs", "source": "none"})
+    bundle.args("true")
+    log = tmp_path / "debug.log"
+    result = runtime("--debug", "--log", str(log), "--log-format", "json", "create", "--bundle", str(bundle.path),
+                     unique_id())
+    assert result.returncode == 1
+    step = f"mounts[{len(bundle.config['mounts']) - 1}] (/mnt)"
+    assert result.stderr.startswith(f"ociish: {step}: "), result.stderr
+    assert debug_steps(log)[-1] == ("init", step)
