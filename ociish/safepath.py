@@ -13,6 +13,7 @@ import os
 import stat
 
 from ociish.linux import libc as L
+from ociish.linux import syscalls as S
 
 IN_ROOT = L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS
 
@@ -39,7 +40,7 @@ def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH, *, follow: boo
     """fd of ``path`` resolved inside ``root_fd``; with follow=False a final symlink is refused."""
     if not follow:
         flags |= os.O_NOFOLLOW
-    return L.openat2(root_fd, clean(path), flags, IN_ROOT, mode)
+    return S.openat2(root_fd, clean(path), flags, IN_ROOT, mode)
 
 
 MAX_SYMLINKS = 40  # as the kernel's own lookup limit
@@ -59,13 +60,13 @@ def mkdir_all(root_fd: int, path: str, mode: int = 0o755, _links: int = 0) -> in
             done.append(part)
             prefix = "/".join(done)
             try:
-                nxt = L.openat2(root_fd, prefix, os.O_PATH | os.O_DIRECTORY, IN_ROOT)
+                nxt = S.openat2(root_fd, prefix, os.O_PATH | os.O_DIRECTORY, IN_ROOT)
             except FileNotFoundError:
                 try:
                     os.mkdir(part, mode, dir_fd=current)
                 except FileExistsError:
                     _create_link_target(root_fd, current, done, _links, directory=True)
-                nxt = L.openat2(root_fd, prefix, os.O_PATH | os.O_DIRECTORY, IN_ROOT)
+                nxt = S.openat2(root_fd, prefix, os.O_PATH | os.O_DIRECTORY, IN_ROOT)
             os.close(current)
             current = nxt
         return current

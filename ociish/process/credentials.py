@@ -16,6 +16,7 @@ from ociish import safepath
 from ociish.errors import OciishError
 from ociish.linux import caps as C
 from ociish.linux import libc as L
+from ociish.linux import syscalls as S
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def switch_user(proc: ProcessPlan, setgroups_allowed: bool) -> None:
     uid change for `capability_sets`), enter and verify the cwd."""
     cwd = proc["cwd"]
     try:
-        os.chdir(cwd)
+        S.chdir(cwd)
         early_cwd = True
     except OSError:
         early_cwd = False
@@ -96,20 +97,20 @@ def switch_user(proc: ProcessPlan, setgroups_allowed: bool) -> None:
         last = caps["last"]
         for number in range(last + 1):
             if not caps["bounding"] >> number & 1:
-                L.prctl(L.PR_CAPBSET_DROP, number)
-    L.prctl(L.PR_SET_KEEPCAPS, 1)
+                S.prctl(L.PR_CAPBSET_DROP, number)
+    S.prctl(L.PR_SET_KEEPCAPS, 1)
     if setgroups_allowed:
-        os.setgroups(proc["additional_gids"])
-    os.setresgid(proc["gid"], proc["gid"], proc["gid"])
-    os.setresuid(proc["uid"], proc["uid"], proc["uid"])
-    L.prctl(L.PR_SET_KEEPCAPS, 0)
+        S.setgroups(proc["additional_gids"])
+    S.setresgid(proc["gid"], proc["gid"], proc["gid"])
+    S.setresuid(proc["uid"], proc["uid"], proc["uid"])
+    S.prctl(L.PR_SET_KEEPCAPS, 0)
     if not early_cwd:
         try:
-            os.chdir(cwd)
+            S.chdir(cwd)
         except OSError as e:
             raise CredentialsError(f"process.cwd: cannot change to {cwd}: {e.strerror}") from None
     try:
-        here = os.getcwd()
+        here = S.getcwd()
     except FileNotFoundError:  # libc's answer for a cwd outside the root ("(unreachable)/...")
         here = "(unreachable)"
     except OSError as e:
@@ -130,7 +131,7 @@ def capability_sets(proc: ProcessPlan, keep_sys_admin: bool) -> tuple[tuple[int,
     without no_new_privs needs it to be loaded.  The held sets are read once, and only
     where they are needed."""
     caps = proc["caps"]
-    held = L.capget() if caps is None or keep_sys_admin else (0, 0, 0)
+    held = S.capget() if caps is None or keep_sys_admin else (0, 0, 0)
     final = held if caps is None else (caps["effective"], caps["permitted"], caps["inheritable"])
     if keep_sys_admin and held[1] >> CAP_SYS_ADMIN & 1:
         sys_admin = 1 << CAP_SYS_ADMIN
@@ -144,11 +145,11 @@ def raise_ambient(proc: ProcessPlan) -> list[str]:
     warnings: list[str] = []
     caps = proc["caps"]
     if caps is not None:
-        L.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_CLEAR_ALL)
+        S.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_CLEAR_ALL)
         for number in range(caps["last"] + 1):
             if caps["ambient"] >> number & 1:
                 try:
-                    L.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, number)
+                    S.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, number)
                 except OSError as e:
                     name = C.CAPABILITIES[number] if number < len(C.CAPABILITIES) else f"capability {number}"
                     warnings.append(f"process.capabilities: cannot raise {name} (ambient: {e.strerror})")

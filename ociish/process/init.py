@@ -25,6 +25,7 @@ import sys
 from ociish import safepath
 from ociish.errors import OciishError
 from ociish.linux import libc as L
+from ociish.linux import syscalls as S
 from ociish.linux.cpython import signal
 from ociish.process import credentials
 from ociish.process.channel import Channel, ChannelClosed
@@ -329,7 +330,7 @@ def _prepare_process(plan: BasePlan, chan: Channel, run: Run) -> None:
         run.enter("process.ioPriority")
         L.ioprio_set(*plan["io_priority"])
     if proc["no_new_privileges"]:
-        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        S.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
     run.enter("process.rlimits")
     chan.send("ready")
     chan.expect("ok")
@@ -347,7 +348,7 @@ def _prepare_process(plan: BasePlan, chan: Channel, run: Run) -> None:
     filter_needs_privilege = bool(seccomp) and not proc["no_new_privileges"]
     run.enter("process.capabilities")
     final_sets, until_filter = credentials.capability_sets(proc, keep_sys_admin=filter_needs_privilege)
-    L.capset(*until_filter)
+    S.capset(*until_filter)
     if proc["umask"] is not None:
         os.umask(proc["umask"])
     run.enter("process.args")
@@ -355,7 +356,7 @@ def _prepare_process(plan: BasePlan, chan: Channel, run: Run) -> None:
     if seccomp and filter_needs_privilege:
         _load_seccomp(seccomp, chan, run)
         run.enter("process.capabilities")
-        L.capset(*final_sets)
+        S.capset(*final_sets)
     for warning in credentials.raise_ambient(proc):
         chan.send("warn", warning)
     if seccomp and proc["no_new_privileges"] and seccomp["listener"]:
@@ -366,7 +367,7 @@ def _load_seccomp(seccomp: SeccompProgram, chan: Channel | None, run: Run) -> No
     """Install the filter stage 0 compiled.  A notify listener fd is fetched by stage 0
     itself (pidfd_getfd), so the profile need not allow anything but read and write."""
     run.enter("linux.seccomp")
-    listener = L.seccomp_load(seccomp["bpf"], seccomp["flags"])
+    listener = S.seccomp_load(seccomp["bpf"], seccomp["flags"])
     run.seccomp_loaded = True
     if seccomp["listener"] and chan is not None:
         run.enter("linux.seccomp.listenerPath")

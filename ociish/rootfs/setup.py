@@ -15,6 +15,7 @@ import stat
 from ociish import safepath
 from ociish.errors import OciishError
 from ociish.linux import libc as L
+from ociish.linux import syscalls as S
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,9 +34,9 @@ class SetupError(OciishError):
 
 def prepare_root(rootfs: str) -> int:
     """Isolate the mount tree and return an O_PATH fd of the rootfs bind mount."""
-    L.mount(None, "/", None, L.MS_SLAVE | L.MS_REC)
+    S.mount(None, "/", None, L.MS_SLAVE | L.MS_REC)
     _make_parent_slave(rootfs)
-    L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC)
+    S.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC)
     return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
@@ -50,7 +51,7 @@ def _make_parent_slave(rootfs: str) -> None:
             point = line.split()[4].replace("\\040", " ")
             if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
                 best = point
-    L.mount(None, best, None, L.MS_SLAVE)
+    S.mount(None, best, None, L.MS_SLAVE)
 
 
 def do_mount(root_fd: int, m: MountStep, where: str, source_fd: int = -1) -> None:
@@ -65,10 +66,10 @@ def do_mount(root_fd: int, m: MountStep, where: str, source_fd: int = -1) -> Non
             target = safepath.mkdir_all(root_fd, dest) if safepath.is_dir(src_fd) else safepath.ensure_file(root_fd, dest)
             try:
                 if m["idmap"]:
-                    L.move_mount(src_fd, target)
+                    S.move_mount(src_fd, target)
                 else:
                     flags = L.MS_BIND | (L.MS_REC if m["rec"] else 0)
-                    L.mount(safepath.fd_path(src_fd), safepath.fd_path(target), None, flags)
+                    S.mount(safepath.fd_path(src_fd), safepath.fd_path(target), None, flags)
             finally:
                 os.close(target)
         finally:
@@ -83,7 +84,7 @@ def do_mount(root_fd: int, m: MountStep, where: str, source_fd: int = -1) -> Non
                 _mount_cgroup(root_fd, m, target, where)
             else:
                 data = _with_covered_mode(m["data"], covered_mode) if m["type"] == "tmpfs" else m["data"]
-                L.mount(m["source"], safepath.fd_path(target), m["type"], m["flags"], data or None)
+                S.mount(m["source"], safepath.fd_path(target), m["type"], m["flags"], data or None)
                 if m["copy_up"]:
                     _copy_up(root_fd, target, dest)
         finally:
@@ -153,7 +154,8 @@ def _mount_target(root_fd: int, m: MountStep, where: str) -> int:
 
 def _mount_flags(path: str) -> int:
     """The flags of the mount at ``path`` that a bind remount must repeat or lose."""
-    return sum(ms for st, ms in _ST_TO_MS.items() if os.statvfs(path).f_flag & st) & _LOCKED_FLAGS
+    reported = S.statvfs(path).f_flag
+    return sum(ms for st, ms in _ST_TO_MS.items() if reported & st) & _LOCKED_FLAGS
 
 
 def _remount(path: str, flags: int, keep_current: bool) -> None:
@@ -162,9 +164,9 @@ def _remount(path: str, flags: int, keep_current: bool) -> None:
     if keep_current:
         flags |= _mount_flags(path)
     try:
-        L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags)
+        S.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags)
     except PermissionError:
-        L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags | _mount_flags(path))
+        S.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags | _mount_flags(path))
 
 
 def _remount_bind(root_fd: int, dest: str, flags: int, keep_current: bool = False) -> None:
@@ -187,9 +189,9 @@ def _set_propagation_and_attrs(root_fd: int, dest: str, m: MountStep) -> None:
     target = safepath.open_in_root(root_fd, dest)
     try:
         for flags in m["propagation"]:
-            L.mount(None, safepath.fd_path(target), None, flags)
+            S.mount(None, safepath.fd_path(target), None, flags)
         if m["attr_set"] or m["attr_clr"]:
-            L.mount_setattr(target, m["attr_set"], m["attr_clr"], recursive=True)
+            S.mount_setattr(target, m["attr_set"], m["attr_clr"], recursive=True)
     finally:
         os.close(target)
 
@@ -211,15 +213,15 @@ def _mount_cgroup(root_fd: int, m: MountStep, target: int, where: str) -> None:
         _, _, host_dir = hierarchies[0]
         if m["cgroupns"]:
             try:
-                L.mount("cgroup2", safepath.fd_path(target), "cgroup2", flags)
+                S.mount("cgroup2", safepath.fd_path(target), "cgroup2", flags)
                 return
             except OSError as e:
                 if e.errno not in (errno.EBUSY, errno.EPERM):
                     raise
-        L.mount(host_dir, safepath.fd_path(target), None, L.MS_BIND | L.MS_REC)
+        S.mount(host_dir, safepath.fd_path(target), None, L.MS_BIND | L.MS_REC)
         _remount_bind(root_fd, m["destination"], flags)
         return
-    L.mount("tmpfs", safepath.fd_path(target), "tmpfs", (flags & ~L.MS_RDONLY) | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=755")
+    S.mount("tmpfs", safepath.fd_path(target), "tmpfs", (flags & ~L.MS_RDONLY) | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=755")
     dest = m["destination"]
     top = safepath.open_in_root(root_fd, dest, os.O_PATH | os.O_DIRECTORY)  # the new tmpfs, not what it covers
     try:
@@ -229,9 +231,9 @@ def _mount_cgroup(root_fd: int, m: MountStep, target: int, where: str) -> None:
             try:
                 if m["cgroupns"]:
                     fstype = "cgroup2" if fs_options is None else "cgroup"
-                    L.mount("cgroup", safepath.fd_path(sub), fstype, flags, fs_options)
+                    S.mount("cgroup", safepath.fd_path(sub), fstype, flags, fs_options)
                 else:
-                    L.mount(host_dir, safepath.fd_path(sub), None, L.MS_BIND | L.MS_REC)
+                    S.mount(host_dir, safepath.fd_path(sub), None, L.MS_BIND | L.MS_REC)
             finally:
                 os.close(sub)
             if not m["cgroupns"]:
@@ -240,11 +242,11 @@ def _mount_cgroup(root_fd: int, m: MountStep, target: int, where: str) -> None:
             if "," in name:
                 for alias in name.split(","):
                     try:
-                        os.symlink(name, alias, dir_fd=top)
+                        S.symlink(name, alias, dir_fd=top)
                     except FileExistsError:
                         pass
         if flags & L.MS_RDONLY:
-            L.mount(None, safepath.fd_path(top), None, L.MS_REMOUNT | flags | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+            S.mount(None, safepath.fd_path(top), None, L.MS_REMOUNT | flags | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
     finally:
         os.close(top)
 
@@ -262,14 +264,14 @@ def create_devices(root_fd: int, devices: list[Device], bind_from_host: bool) ->
                 os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
                 node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
                 try:
-                    L.mount(dev["host_path"], safepath.fd_path(node), None, L.MS_BIND)
+                    S.mount(dev["host_path"], safepath.fd_path(node), None, L.MS_BIND)
                 finally:
                     os.close(node)
             else:
                 kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev["type"]]
-                os.mknod(name, kind | dev["mode"], os.makedev(dev["major"], dev["minor"]), dir_fd=parent)
-                os.chmod(name, dev["mode"], dir_fd=parent, follow_symlinks=False)
-                os.chown(name, dev["uid"], dev["gid"], dir_fd=parent, follow_symlinks=False)
+                S.mknod(name, kind | dev["mode"], os.makedev(dev["major"], dev["minor"]), dir_fd=parent)
+                S.chmod(name, dev["mode"], dir_fd=parent, follow_symlinks=False)
+                S.chown(name, dev["uid"], dev["gid"], dir_fd=parent, follow_symlinks=False)
         finally:
             os.close(parent)
 
@@ -278,20 +280,20 @@ def _keep_existing(parent: int, name: str, dev: Device) -> bool:
     """What already sits at a device's path: the same device is kept; anything else is
     replaced for a default device and refused for a configured one (config-linux.md)."""
     try:
-        st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        st = S.stat(name, dir_fd=parent, follow_symlinks=False)
     except FileNotFoundError:
         return False
     kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev["type"]]
     same = stat.S_IFMT(st.st_mode) == kind and (kind == stat.S_IFIFO or st.st_rdev == os.makedev(dev["major"], dev["minor"]))
     if same:
-        os.chmod(name, dev["mode"], dir_fd=parent, follow_symlinks=False)
-        os.chown(name, dev["uid"], dev["gid"], dir_fd=parent, follow_symlinks=False)
+        S.chmod(name, dev["mode"], dir_fd=parent, follow_symlinks=False)
+        S.chown(name, dev["uid"], dev["gid"], dir_fd=parent, follow_symlinks=False)
         return True
     if dev["configured"]:
         raise SetupError(f"{dev['where']}.path: {dev['path']} already exists in the rootfs and is not that device")
     if stat.S_ISDIR(st.st_mode):
         raise SetupError(f"{dev['where']}.path: {dev['path']} is a directory in the rootfs")
-    os.unlink(name, dir_fd=parent)
+    S.unlink(name, dir_fd=parent)
     return False
 
 
@@ -301,7 +303,7 @@ def create_dev_symlinks(root_fd: int, links: list[tuple[str, str]]) -> None:
     try:
         for name, target in links:
             try:
-                os.symlink(target, name, dir_fd=dev)
+                S.symlink(target, name, dir_fd=dev)
             except FileExistsError:
                 pass
     finally:
@@ -311,7 +313,7 @@ def create_dev_symlinks(root_fd: int, links: list[tuple[str, str]]) -> None:
 def verified_dev_null(root_fd: int) -> int:
     """O_PATH fd of the container's /dev/null, checked to really be char device 1:3."""
     fd = safepath.open_in_root(root_fd, "/dev/null", follow=False)
-    st = os.fstat(fd)
+    st = S.fstat(fd)
     if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
         os.close(fd)
         raise SetupError("linux.maskedPaths: /dev/null in the container is not the null device")
@@ -340,11 +342,11 @@ def mask_paths(root_fd: int, paths: list[str]) -> None:
                 continue
             try:
                 if safepath.is_dir(target):
-                    L.mount("tmpfs", safepath.fd_path(target), "tmpfs", L.MS_RDONLY, "nr_blocks=1,nr_inodes=1")
+                    S.mount("tmpfs", safepath.fd_path(target), "tmpfs", L.MS_RDONLY, "nr_blocks=1,nr_inodes=1")
                 else:
                     if null_fd < 0:
                         null_fd = verified_dev_null(root_fd)
-                    L.mount(safepath.fd_path(null_fd), safepath.fd_path(target), None, L.MS_BIND)
+                    S.mount(safepath.fd_path(null_fd), safepath.fd_path(target), None, L.MS_BIND)
             finally:
                 os.close(target)
     finally:
@@ -359,7 +361,7 @@ def readonly_paths(root_fd: int, paths: list[str]) -> None:
         if target < 0:
             continue
         try:
-            L.mount(safepath.fd_path(target), safepath.fd_path(target), None, L.MS_BIND | L.MS_REC)
+            S.mount(safepath.fd_path(target), safepath.fd_path(target), None, L.MS_BIND | L.MS_REC)
         finally:
             os.close(target)
         _remount_bind(root_fd, path, L.MS_RDONLY, keep_current=True)  # as runc: only ro is added
@@ -369,16 +371,16 @@ def pivot(root_fd: int) -> None:
     """pivot_root into the rootfs and detach the old root (the host) from the namespace."""
     old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     try:
-        os.fchdir(root_fd)
-        L.pivot_root(".", ".")
+        S.fchdir(root_fd)
+        S.pivot_root(".", ".")
         # the old root is stacked on the new one; the kernel does not promise what "." is
         # now, so step onto the old root explicitly, and keep the detach from propagating
-        os.fchdir(old_root)
-        L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
-        L.umount2(".", L.MNT_DETACH)
+        S.fchdir(old_root)
+        S.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+        S.umount2(".", L.MNT_DETACH)
     finally:
         os.close(old_root)
-    os.chdir("/")
+    S.chdir("/")
 
 
 def move_root(rootfs: str, procfs_fd: int) -> None:
@@ -394,17 +396,17 @@ def move_root(rootfs: str, procfs_fd: int) -> None:
         if any(point.startswith(d.rstrip("/") + "/") for d in detached):
             continue  # went with its parent
         try:
-            L.umount2(point, L.MNT_DETACH)
+            S.umount2(point, L.MNT_DETACH)
             detached.append(point)
         except OSError as e:
             if e.errno not in (errno.EINVAL, errno.EPERM):
                 raise
             if fstype in ("proc", "sysfs"):
-                L.mount("tmpfs", point, "tmpfs", L.MS_RDONLY, "nr_blocks=1,nr_inodes=1")
-    os.chdir(rootfs)
-    L.mount(rootfs, "/", None, L.MS_MOVE)
-    os.chroot(".")
-    os.chdir("/")
+                S.mount("tmpfs", point, "tmpfs", L.MS_RDONLY, "nr_blocks=1,nr_inodes=1")
+    S.chdir(rootfs)
+    S.mount(rootfs, "/", None, L.MS_MOVE)
+    S.chroot(".")
+    S.chdir("/")
 
 
 def _mounts_outside(rootfs: str, procfs_fd: int) -> list[tuple[str, str]]:
@@ -438,7 +440,7 @@ def write_sysctls(procfs_fd: int, sysctl: dict[str, str]) -> None:
     for key, value in sysctl.items():
         rel = "sys/" + key.replace(".", "/")
         try:
-            fd = L.openat2(procfs_fd, rel, os.O_WRONLY, L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS | L.RESOLVE_NO_XDEV)
+            fd = S.openat2(procfs_fd, rel, os.O_WRONLY, L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS | L.RESOLVE_NO_XDEV)
         except OSError as e:
             raise SetupError(f"linux.sysctl[{key!r}]: {e.strerror}") from None
         try:
