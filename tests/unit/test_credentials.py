@@ -137,4 +137,4 @@ def test_an_ambient_capability_the_kernel_refuses_is_a_warning(syscalls_fake: Sy
     syscalls_fake.fail("prctl", errno.EPERM, lambda *args: args[:2] == (L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE))
     prepare(make_plan(tmp_path), syscalls_fake)
     assert syscalls_fake.log[-1] == (
-        "chan", "send", "warn", "process.capabilities.ambient: cannot raise capability 5: Operation not permitted")
+        "chan", "send", "warn", "process.capabilities: cannot raise CAP_KILL (ambient: Operation not permitted)")
