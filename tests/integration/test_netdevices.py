@@ -56,11 +56,12 @@ def gone(*names: str, timeout: float = 10.0) -> bool:
     return True
 
 
-@pytest.mark.parametrize("rename", [None, "ctr0"])
+@pytest.mark.parametrize("rename", [None, "ctr0", "ctr%d"])
 def test_a_veth_moves_in_with_its_addresses(runtime: Runtime, bundle: Bundle, veth: tuple[str, str],
                                             rename: str | None) -> None:
+    """Under its own name, renamed, or numbered by the kernel from a template."""
     a, b = veth
-    inside = rename or a
+    inside = (rename or a).replace("%d", "0")
     bundle.config["linux"]["netDevices"] = {a: {"name": rename} if rename else {}}
     bundle.args("sleep", "1000")
     mac = (SYS_NET / a / "address").read_text().strip()
