@@ -365,7 +365,7 @@ def cmd_not_yet(args: argparse.Namespace) -> int:
     raise OciishError(f"{args.command}: not supported yet")
 
 
-# argparse.Namespace, or the SimpleNamespace of ociish.cli.argv's fast path
+# argparse.Namespace, or the Parsed of ociish.cli.argv's fast path
 COMMANDS: dict[str, Callable[[Any], int]] = {
     "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state, "kill": cmd_kill,
     "delete": cmd_delete, "list": cmd_list, "spec": cmd_spec, "validate": cmd_validate, "exec": cmd_exec, "update": cmd_update,
