@@ -37,6 +37,8 @@ FLAGS = {
 }
 NODE_ROOT = "/sys/devices/system/node"
 _FIELD = "config.json: linux.memoryPolicy"
+# set_mempolicy refuses a nodemask longer than a page of bits (4 KiB pages)
+_MAX_NODES = 4096 * 8
 # modes that take no nodes at all; MPOL_PREFERRED without nodes means "the local node"
 _NO_NODES = ("MPOL_DEFAULT", "MPOL_LOCAL")
 _NUMA_BALANCING_MODES = ("MPOL_BIND", "MPOL_PREFERRED_MANY")
@@ -83,6 +85,9 @@ def parse_nodes(text: str) -> list[int]:
         first, dash, last = part.strip().partition("-")
         if not (first.isdigit() and (last.isdigit() if dash else True)) or int(last or first) < int(first):
             raise ConfigError(f"{_FIELD}.nodes: {text!r} is not a node list like 0-3,7")
+        if int(last or first) >= _MAX_NODES:
+            raise ConfigError(f"{_FIELD}.nodes: {text!r}: node {int(last or first)} is beyond any nodemask "
+                              f"the kernel takes (nodes 0-{_MAX_NODES - 1})")
         nodes.extend(range(int(first), int(last or first) + 1))
     return nodes
 

@@ -70,6 +70,11 @@ def test_refused_combinations_name_the_field(nodes: str, spec: dict[str, Any], m
         policy(spec, nodes)
 
 
+def test_a_node_beyond_any_nodemask_is_refused_before_the_list_is_built() -> None:
+    with pytest.raises(ConfigError, match=r"linux\.memoryPolicy\.nodes: '0-99999999999': node 99999999999 is beyond"):
+        parse_nodes("0-99999999999")
+
+
 def test_a_kernel_without_numa_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"linux\.memoryPolicy: this kernel has no NUMA memory policies"):
         policy({"mode": "MPOL_BIND", "nodes": "0"}, str(tmp_path / "node"))

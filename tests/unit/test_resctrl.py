@@ -280,3 +280,10 @@ def test_update_reports_the_kernels_reason(fake: FakeResctrl) -> None:
     rdt.create()
     with pytest.raises(ConfigError, match=r"^update --l3-cache-schema: 'L3:0=zz': the kernel refused it: Non-hex"):
         rdt.update([("--l3-cache-schema", "L3:0=zz")])
+
+
+def test_delete_after_a_create_killed_before_the_groups_is_quiet(fake: FakeResctrl) -> None:
+    """The record names the groups before they exist: delete --force of such a container finds nothing to remove."""
+    record = fake.rdt({"enableMonitoring": True}).to_record()
+    IntelRdt.from_record(record).destroy()
+    assert fake.groups() == []
