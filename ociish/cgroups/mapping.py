@@ -1,4 +1,4 @@
-"""`linux.resources` → cgroup file writes, as pure functions (DESIGN.md §4.4).
+"""`linux.resources` → cgroup file writes, as pure functions (docs/cgroups.md "Resources → files").
 
 `v1_plan` / `v2_plan` return every write in the order it must happen, each tagged with
 the config field to blame if the host refuses it.  `v1_writes` / `v2_writes` are the

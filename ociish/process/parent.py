@@ -272,7 +272,7 @@ class Conversation:
         self.host.on_pid(init)
 
     def _set_rlimits(self) -> None:
-        """From outside the container: the init may be in a user namespace (DESIGN §1.3)."""
+        """From outside the container: the init may be in a user namespace (docs/design.md "Processes")."""
         for index, (number, soft, hard, kind) in enumerate(self.host.rlimits):
             log.step("create", f"process.rlimits[{index}] ({kind})")
             try:
