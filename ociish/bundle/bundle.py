@@ -27,7 +27,7 @@ class Bundle:
 
     def config(self) -> dict[str, Any]:
         """config.json, parsed and validated as `ociish create` would."""
-        from ociish.ops.create import load_config
+        from ociish.spec.validate import load_config
 
         return load_config(str(self.path))[0]
 

@@ -17,6 +17,7 @@ from ociish.errors import ConfigError, OciishError
 from ociish.linux import proc as P
 from ociish.process import plan as planner
 from ociish.process.parent import Conversation, InitProcess, spawn
+from ociish.spec.validate import load_config
 from ociish.state.document import state_document
 from ociish.state.store import FIFO_NAME, ContainerLock, StateStore, check_id
 
@@ -27,28 +28,6 @@ if TYPE_CHECKING:
     from ociish.process.plantypes import CgroupPlan, ContainerPlan, IdMap
     from ociish.resctrl import IntelRdt
     from ociish.state.document import StateDocument
-
-
-def load_config(bundle: str) -> tuple[dict[str, Any], bytes]:
-    """config.json of ``bundle``, parsed and validated; ConfigError lists every problem."""
-    path = os.path.join(bundle, "config.json")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (is {bundle} an OCI bundle?)") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: {e.strerror}") from None
-    try:
-        config = jsonio.loads(raw)
-    except ValueError as e:
-        raise ConfigError(f"config.json: not valid JSON: {e}") from None
-    from ociish.spec.validate import validate_config
-
-    problems = validate_config(config)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return config, raw
 
 
 def rfc3339_now() -> str:

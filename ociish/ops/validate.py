@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ociish import log
-from ociish.ops.create import load_config
+from ociish.spec.validate import load_config
 from ociish.process.plan import capability_sets
 from ociish.spec.unknown import unknown_key_warnings
 

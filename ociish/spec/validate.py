@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from functools import cache
 
 from ociish import jsonio
+from ociish.errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,6 +53,26 @@ _TYPE_NAMES = {
 _CUSTOM_MESSAGE_KEYWORDS = {"pattern", "not", "anyOf", "oneOf", "maxItems"}
 # config-linux.md#seccomp: only these actions take an errno.
 _ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
+
+
+def load_config(bundle: str) -> tuple[dict[str, Any], bytes]:
+    """config.json of ``bundle``, parsed and validated; ConfigError lists every problem."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (is {bundle} an OCI bundle?)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    try:
+        config = jsonio.loads(raw)
+    except ValueError as e:
+        raise ConfigError(f"config.json: not valid JSON: {e}") from None
+    problems = validate_config(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config, raw
 
 
 def schema_errors(
