@@ -415,8 +415,7 @@ class CgroupManager:
             self.freeze()
         try:
             assert self.unit is not None  # a plan has properties for a systemd scope only
-            log.step("create", f"systemd: properties of {self.unit['name']}: "
-                     + ", ".join(name for name, _ in properties))
+            log.step("create", "systemd: properties")
             self._systemd().set_properties(self.unit["name"], properties)
         finally:
             if freeze:

@@ -197,10 +197,22 @@ def default_root() -> str:
     return os.path.join(runtime_dir, "ociish")
 
 
+def _dry_run(args: argparse.Namespace, container_id: str, bundle: str, console: bool) -> int:
+    from ociish.ops.dryrun import dry_run
+
+    sys.stdout.write(dry_run(container_id, bundle, output_format=args.format,
+                             console_socket=args.console_socket or ("(a terminal)" if console else None),
+                             no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring,
+                             preserve_fds=args.preserve_fds, systemd_cgroup=args.systemd_cgroup))
+    return 0
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     from ociish.ops.create import create
 
     container_id, bundle = resolve_bundle(args)
+    if args.dry_run:
+        return _dry_run(args, container_id, bundle, False)
     create(_store(args), container_id, bundle, pid_file=args.pid_file, console_socket=args.console_socket,
            no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring, preserve_fds=args.preserve_fds,
            systemd_cgroup=args.systemd_cgroup)
@@ -208,9 +220,11 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ociish.ops.run import run
+    from ociish.ops.run import run, wants_terminal
 
     container_id, bundle = resolve_bundle(args)
+    if args.dry_run:  # in the foreground, run gives a terminal container one of its own
+        return _dry_run(args, container_id, bundle, not args.detach and wants_terminal(bundle))
     return run(_store(args), container_id, bundle, detach=args.detach, keep=args.keep, pid_file=args.pid_file,
                console_socket=args.console_socket, no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring,
                preserve_fds=args.preserve_fds, systemd_cgroup=args.systemd_cgroup)

@@ -70,6 +70,8 @@ CREATION_OPTIONS = (
     Option("--no-new-keyring", kind="flag"),
     Option("--preserve-fds", kind="int", default=0),
     Option("--pidfd-socket", hidden=True),
+    Option("--dry-run", kind="flag", help="print the plan, step by step, and touch nothing"),
+    Option("--format", default="text", choices=("text", "json"), help="of --dry-run"),
 )
 _ID_AND_BUNDLE = (Positional("id", required=False), Positional("bundle_pos", required=False, metavar="BUNDLE"))
 _ID = (Positional("id"),)

@@ -34,7 +34,7 @@ ENDING = frozenset(FORWARDED) - {signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
 def run(store: StateStore, container_id: str, bundle: str, *, detach: bool, keep: bool, **create_options: Any) -> int:
     if create_options.get("console_socket") and not detach:
         raise OciishError("run: --console-socket needs --detach")
-    if not detach and _wants_terminal(bundle):
+    if not detach and wants_terminal(bundle):
         from ociish import ptyproxy
 
         ptyproxy.require_terminal("config.json: process.terminal is true",
@@ -51,7 +51,7 @@ def run(store: StateStore, container_id: str, bundle: str, *, detach: bool, keep
     return _start_and_wait(store, container_id, pid, detach=detach, keep=keep, relay_from=-1)
 
 
-def _wants_terminal(bundle: str) -> bool:
+def wants_terminal(bundle: str) -> bool:
     """process.terminal of the bundle (create validates the file; here only peek)."""
     from ociish import jsonio
 

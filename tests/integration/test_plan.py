@@ -4,6 +4,7 @@ exists, and `--debug` records each step of the real create in --log as it happen
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 import pytest
 
@@ -94,3 +95,73 @@ def test_a_failing_step_is_named_by_the_error_and_last_in_the_debug_log(runtime:
     step = f"mounts[{len(bundle.config['mounts']) - 1}] (/mnt)"
     assert result.stderr.startswith(f"ociish: {step}: "), result.stderr
     assert debug_steps(log)[-1] == ("init", step)
+
+
+def host_snapshot(runtime: Runtime, bundle: Bundle, cid: str) -> dict[str, object]:
+    """What a create would change on the host, as far as this bundle is concerned: the state
+    root, the container's cgroups, the mounts naming the bundle, the processes rooted in it."""
+    rooted = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/root").startswith(str(bundle.path)):
+                rooted.append(pid)
+        except OSError:
+            continue
+    mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(bundle.path) in line]
+    state = sorted(str(p) for p in runtime.root.rglob("*")) if runtime.root.exists() else None
+    return {"state": state, "cgroups": cgroup_dirs(cid), "mounts": mounts, "processes": rooted}
+
+
+def dry_run_steps(runtime: Runtime, bundle: Bundle, cid: str, *flags: str) -> list[dict[str, str]]:
+    result = runtime("create", "--dry-run", "--format", "json", *flags, "--bundle", str(bundle.path), cid, check=True)
+    return json.loads(result.stdout)["steps"]
+
+
+CONFIGS = {
+    "default": lambda c: None,
+    "limits, rlimits, hooks, sysctl": lambda c: (
+        c["linux"]["resources"].update({"memory": {"limit": 64 * MiB, "swap": 128 * MiB}, "pids": {"limit": 99},
+                                        "cpu": {"shares": 512, "quota": 20000, "period": 100000}}),
+        c["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512},
+                                     {"type": "RLIMIT_NPROC", "soft": 100, "hard": 100}], oomScoreAdj=100),
+        c.update(hooks={"prestart": [{"path": "/bin/true"}], "createRuntime": [{"path": "/bin/true"}],
+                        "createContainer": [{"path": "/bin/true"}], "startContainer": [{"path": "/bin/true"}]}),
+        c["linux"].update(sysctl={"net.ipv4.ip_forward": "1"})),
+    "a user namespace and seccomp": lambda c: (
+        c["linux"]["namespaces"].append({"type": "user"}),
+        c["linux"].update(uidMappings=[{"containerID": 0, "hostID": 0, "size": 65536}],
+                          gidMappings=[{"containerID": 0, "hostID": 0, "size": 65536}],
+                          seccomp={"defaultAction": "SCMP_ACT_ALLOW",
+                                   "syscalls": [{"names": ["mknod"], "action": "SCMP_ACT_ERRNO"}]}),
+        c["process"].update(noNewPrivileges=False)),
+}
+
+
+@pytest.mark.parametrize("case", CONFIGS)
+def test_dry_run_touches_nothing_and_names_the_steps_create_then_takes(runtime: Runtime, bundle: Bundle,
+                                                                       tmp_path: Path, case: str) -> None:
+    CONFIGS[case](bundle.config)
+    bundle.args("true")
+    cid = unique_id()
+    before = host_snapshot(runtime, bundle, cid)
+    planned = dry_run_steps(runtime, bundle, cid)
+    text = runtime("create", "--dry-run", "--bundle", str(bundle.path), cid, check=True).stdout
+    assert host_snapshot(runtime, bundle, cid) == before
+    assert [line.split(None, 1)[1].split(": ")[0] for line in text.splitlines()[1:]] \
+        == [step["step"].split(": ")[0] for step in planned]  # the same steps, readable
+    log = tmp_path / "debug.log"
+    runtime("--debug", "--log", str(log), "--log-format", "json", "create", "--bundle", str(bundle.path), cid,
+            check=True)
+    assert debug_steps(log) == [(s["stage"], s["step"]) for s in planned if s["stage"] != "start"]
+    assert host_snapshot(runtime, bundle, cid) != before  # the real one did change the host
+
+
+def test_run_dry_run_refuses_what_create_refuses_and_touches_nothing(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.config["linux"]["resources"].update({"memory": {"limit": 64 * MiB, "swap": 32 * MiB}})
+    bundle.args("true")
+    cid = unique_id()
+    before = host_snapshot(runtime, bundle, cid)
+    result = runtime("run", "--dry-run", "--bundle", str(bundle.path), cid)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith("ociish: linux.resources.memory.swap:"), result.stderr
+    assert host_snapshot(runtime, bundle, cid) == before
