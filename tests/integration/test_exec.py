@@ -49,7 +49,7 @@ def test_the_process_of_run_and_exec_leads_its_own_session(runtime: Runtime, bun
     bundle.args("sleep", "1000")
     cid = unique_id()
     runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
-    with stdin.open() as f:
+    with typed_on_a_terminal("\n") if tty else stdin.open() as f:  # so does exec --tty
         result = runtime("exec", *(["-t"] if tty else []), cid, "sh", "-c", script, stdin=f)
     pid, group, session = result.stdout.split()
     assert result.returncode == 0 and pid == group == session and pid not in ("0", "1"), result
