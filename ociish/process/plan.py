@@ -135,12 +135,12 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
     ns_paths = [(kind, path, NAMESPACE_FLAGS[kind]) for kind, path in ns.items() if path is not None]
 
     for field in ("hostname", "domainname"):
-        if config.get(field) is not None and "uts" not in ns:
+        if config.get(field) and "uts" not in ns:  # "" is unset, as runc and crun take it
             raise ConfigError(f"config.json: {field}: setting it needs a uts namespace of the container's own "
                               "(linux.namespaces), not the runtime's")
     if linux.get("timeOffsets") and "time" not in new:
         raise ConfigError("config.json: linux.timeOffsets: needs a new time namespace (linux.namespaces)")
-    if ("uidMappings" in linux or "gidMappings" in linux) and not new_userns:
+    if (linux.get("uidMappings") or linux.get("gidMappings")) and not new_userns:  # [] is none, as runc's
         raise ConfigError("config.json: linux.uidMappings: mappings need a new user namespace (linux.namespaces)")
     if new_userns and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
@@ -225,8 +225,8 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
         # applied as given (recursive only for the r-forms) to the new root after pivot_root;
         # during setup the tree is always a recursive slave of the host, so nothing leaks back
         "rootfs_propagation": ROOTFS_PROPAGATION[propagation] if propagation else 0,
-        "hostname": config.get("hostname"),
-        "domainname": config.get("domainname"),
+        "hostname": config.get("hostname") or None,
+        "domainname": config.get("domainname") or None,
         "sysctl": checked_sysctls(linux.get("sysctl") or {}, ns),
         "seccomp": _seccomp(linux.get("seccomp")),
         "personality": None if personality is None else _personality(personality),

@@ -178,6 +178,20 @@ def test_hostname_and_domainname_are_set_inside_only(runtime: Runtime, bundle: B
     assert socket.gethostname() == host_before
 
 
+def test_an_empty_hostname_or_mapping_list_is_unset(runtime: Runtime, bundle: Bundle) -> None:
+    """As runc and crun read them: "" leaves the names as they were (the host's, copied into
+    the new uts namespace), without a uts namespace too; [] is no mappings, without a user
+    namespace too."""
+    bundle.config["hostname"] = bundle.config["domainname"] = ""
+    bundle.shell("hostname; cat /proc/sys/kernel/domainname")
+    with open("/proc/sys/kernel/domainname") as f:
+        assert run_output(runtime, bundle).stdout.splitlines() == [socket.gethostname(), f.read().strip()]
+    bundle.config["linux"]["namespaces"] = [ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "uts"]
+    bundle.config["linux"]["uidMappings"] = bundle.config["linux"]["gidMappings"] = []
+    bundle.args("true")
+    run_output(runtime, bundle)
+
+
 @pytest.mark.parametrize("field", ["hostname", "domainname"])
 def test_hostname_without_new_uts_namespace_is_refused(runtime: Runtime, bundle: Bundle, field: str) -> None:
     bundle.config["linux"]["namespaces"] = [ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "uts"]
