@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     dif.add_argument("--ociish", required=True, help="the ociish binary")
     dif.add_argument("--seed", type=int, default=15, help="seed of the generated configs")
     dif.add_argument("--generated", type=int, default=4, help="how many generated configs")
+    dif.add_argument("--schema", type=int, default=8, help="how many configs with a section drawn from the schema")
     dif.add_argument("--filter", action="append", default=[], metavar="GLOB", help="only cases matching")
     dif.add_argument("--no-crun", action="store_true", help="compare with runc only")
     dif.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
@@ -174,6 +175,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from conformance import commands, diff
 
     cases: list[diff.Observed] = [*diff.HAND_WRITTEN, *diff.generated_cases(args.seed, args.generated),
+                                  *diff.schema_cases(args.seed, args.schema),
                                   *commands.SCENARIOS]
     if args.filter:
         cases = [c for c in cases if any(fnmatchcase(c.name, f) for f in args.filter)]

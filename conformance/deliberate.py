@@ -23,6 +23,14 @@ DELIBERATE: list[tuple[str, str, set[str], str]] = [
      "an unknown key is ignored, as config.md \"Extensibility\" demands (\"MUST ignore unknown properties\"), "
      "with one warning line naming the key meant (linux.namespace for linux.namespaces silently gives no "
      "namespaces); runc is silent"),
+    ("*linux.memoryPolicy*", "*", {"ociish", "crun"},
+     "linux.memoryPolicy (runtime-spec 1.3, config-linux.md \"Memory policy\") is applied, its kernel rules checked "
+     "at create (set_mempolicy(2): MPOL_DEFAULT takes no flags, nodes only where the mode uses them); runc 1.1.5 and "
+     "Debian's crun predate it and ignore it"),
+    # drawn from the schema with seed 15 (`schema_cases`)
+    ("schema-15-14:linux.devices", "*", {"ociish", "crun"},
+     "a device at / is refused (config-linux.md \"Devices\": \"If a file already exists at path that does not "
+     "match the requested device, the runtime MUST generate an error\"); runc 1.1.5 creates the container"),
     ("command.delete", "created.*", {"ociish"},
      "delete of a created container without --force fails (runtime.md \"delete\": \"Attempting to delete a "
      "container that is not stopped MUST have no effect on the container and MUST generate an error\"); runc and "

@@ -45,6 +45,7 @@ class Case:
     change: Callable[[Bundle], None]
     probe_args: tuple[str, ...] = ()
     combined: bool = True  # drawn into generated cases (not one runc refuses: nothing else would be compared)
+    host_state: tuple[str, ...] = ()  # observables that show the host's own state, which changes between runs
 
     def observe(self, ctx: CheckContext) -> dict[str, Any]:
         return observe(ctx, self)
@@ -122,10 +123,12 @@ HAND_WRITTEN = [
     Case("mounts.bind-ro", _mount({"destination": "/hostetc", "type": "bind", "source": "/etc",
                                    "options": ["rbind", "ro"]})),
     Case("linux.maskedPaths", setting("linux.maskedPaths", ["/proc/kcore", "/proc/keys"])),
+    Case("linux.maskedPaths.directory", _mkdir("/secret", setting("linux.maskedPaths", ["/secret"]))),
     Case("linux.readonlyPaths", setting("linux.readonlyPaths", ["/proc/sys", "/proc/bus"])),
     Case("linux.sysctl", setting("linux.sysctl", {"net.ipv4.ip_forward": "1"})),
     Case("linux.seccomp", setting("linux.seccomp", SECCOMP_MKDIR)),
-    Case("linux.namespaces.no-net", lambda b: b.set_namespace("network", present=False)),
+    Case("linux.namespaces.no-net", lambda b: b.set_namespace("network", present=False),
+         host_state=("container.netifs", "container.inet")),
     Case("linux.namespaces.cgroup", lambda b: b.set_namespace("cgroup")),
     Case("linux.resources.pids", setting("linux.resources", {"pids": {"limit": 50}})),
 ]
@@ -142,7 +145,64 @@ def generated_cases(seed: int, count: int) -> list[Case]:
         def change(b: Bundle, picked: list[Case] = picked) -> None:
             for case in picked:
                 case.change(b)
-        cases.append(Case(f"generated-{seed}-{index}:" + "+".join(c.name for c in picked), change))
+        cases.append(Case(f"generated-{seed}-{index}:" + "+".join(c.name for c in picked), change,
+                          host_state=tuple(key for c in picked for key in c.host_state)))
+    return cases
+
+
+# sections a drawn value could turn against the host running the comparison
+SCHEMA_EXCLUDED = {
+    "hooks": "runs host programs",
+    "ociVersion": "Debian's crun refuses versions it does not know",
+    "linux.sysctl": "a sysctl no namespace of the container isolates is the host's",
+    "linux.rootfsPropagation": "shared propagation reaches the host's mounts",
+    "linux.netDevices": "moves the host's network interfaces",
+    "linux.cgroupsPath": "a cgroup outside the run's own, left behind",
+    "linux.seccomp": "a filter that stops the probe reporting compares nothing",
+    "linux": "replacing it all drops the namespaces",
+}
+
+
+def _safe(b: Bundle) -> None:
+    """What a drawn section must not do here: run outside a mount namespace of its own,
+    join the host's namespaces, or bind host paths."""
+    spaces = [n for n in b.linux.get("namespaces") or [] if isinstance(n, dict) and n.get("type") != "mount"]
+    b.linux["namespaces"] = [{k: v for k, v in n.items() if k != "path"} for n in spaces] + [{"type": "mount"}]
+    mounts = b.config.get("mounts")
+    if isinstance(mounts, list):
+        b.config["mounts"] = [m for m in mounts if not isinstance(m, dict) or not (
+            m.get("type") == "bind" or {"bind", "rbind"} & set(m.get("options") or []))]
+
+
+def schema_cases(seed: int, count: int) -> list[Case]:
+    """One section of the base config replaced by a value drawn from the config schema
+    (conformance/schemagen.py): the sections in an order drawn from ``seed``, each case's
+    value from its own example, the same cases for the same seed whatever the count."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as fixed_seed
+
+    from conformance.schemagen import section_values, sections
+
+    order = sections(SCHEMA_EXCLUDED)
+    random.Random(seed).shuffle(order)
+    examples: list[dict[str, Any]] = []
+
+    @settings(max_examples=max(count, 64), database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @fixed_seed(seed)
+    @given(section_values(order))
+    def collect(values: dict[str, Any]) -> None:
+        examples.append(values)
+
+    collect()
+    cases = []
+    for index in range(min(count, len(examples))):
+        section = order[index % len(order)]
+
+        def change(b: Bundle, section: str = section, value: Any = examples[index][section]) -> None:
+            setting(section, value)(b)
+            _safe(b)
+        cases.append(Case(f"schema-{seed}-{index}:{section}", change))
     return cases
 
 
@@ -189,9 +249,8 @@ def observe(ctx: CheckContext, case: Case) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     created = c.create(check=False)
     seen["create.status"] = created.returncode
-    seen["create.stderr"] = _stderr_shape(created.stderr)
-    if not created.ok:
-        seen["create.error"] = created.stderr[-300:]
+    # a refusal's words and how many problems it lists are each runtime's own; warnings count
+    seen["create.stderr"] = _stderr_shape(created.stderr) if created.ok else "error"
     if created.ok:
         state = c.state() or {}
         seen["state.members"] = list(state)
@@ -206,6 +265,8 @@ def observe(ctx: CheckContext, case: Case) -> dict[str, Any]:
                 seen[f"container.{key}"] = value
         except ProbeOutputError as e:
             seen["container"] = f"no report: {e}"
+    for key in case.host_state:
+        seen.pop(key, None)
     return seen
 
 

@@ -23,29 +23,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO, Bundle, Runtime, default_config, unique_id
+from conformance.schemagen import ABSURD_PATHS, JUNK, SCHEMA, SCHEMA_STRATEGY, TEXT, grafted
+from conftest import Bundle, Runtime, default_config, unique_id
 from ociish.ops import create as create_module
 from ociish.errors import OciishError
 from ociish.state.store import StateStore
 
-SCHEMA = json.loads((REPO / "schemas" / "config.schema.json").read_text())
 FIXTURES_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
 # the same examples on every run (CI stays deterministic); OCIISH_FUZZ_SEED=random explores new ones
 FUZZ: dict[str, Any] = {"deadline": None, "suppress_health_check": FIXTURES_OK, "database": None,
                         "derandomize": os.environ.get("OCIISH_FUZZ_SEED") != "random"}
 
 # ------------------------------------------------------------------ strategies
-
-TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)  # NUL bytes included
-ABSURD_PATHS = ("", "/", ".", "..", "//", "../../../../etc", "/a/../../b", "/dev/null", "/proc/self/fd/999",
-                "relative/path", "/x y", "/tmp/\n", "/\u202eevil", "~", "-", "a" * 5000, "/" + "a/" * 1500,
-                "/" + "b" * 255 + "c")
-HUGE_NUMBERS = (-1, -2 ** 31, 2 ** 31, 2 ** 32, 2 ** 53 + 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1, -2 ** 63,
-                -2 ** 63 - 1, 2 ** 64, 10 ** 30, 1e308, -0.5, 1.5, 0.0, -0.0, 1024.0, 1e3)
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.sampled_from(HUGE_NUMBERS), st.floats(allow_nan=False),
-                    TEXT, st.sampled_from(ABSURD_PATHS))
-JUNK = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                       st.dictionaries(TEXT, inner, max_size=3)), max_leaves=8)
 
 
 def nested(value: Any, depth: int) -> Any:
@@ -54,81 +43,13 @@ def nested(value: Any, depth: int) -> Any:
     return value
 
 
-class _Schema:
-    """A hypothesis strategy for instances of (a part of) the config schema: the
-    keywords config.schema.json uses, with small sizes.  `not`, `if` and the cross-field
-    rules are not honoured, so some instances are invalid: they must fail cleanly too."""
-
-    def __init__(self, schema: dict[str, Any]) -> None:
-        self.defs = schema.get("$defs", {})
-        self.cache: dict[str, st.SearchStrategy] = {}
-
-    def of(self, node: Any) -> st.SearchStrategy:
-        if node is True or node == {}:
-            return JUNK
-        if "$ref" in node:
-            name = node["$ref"].rsplit("/", 1)[-1]
-            if name not in self.cache:
-                self.cache[name] = st.deferred(lambda: self.of(self.defs[name]))
-            return self.cache[name]
-        if "const" in node:
-            return st.just(node["const"])
-        if "enum" in node:
-            return st.sampled_from(node["enum"])
-        kinds = node.get("type")
-        if isinstance(kinds, list):
-            return st.one_of([self.of({**node, "type": kind}) for kind in kinds])
-        if kinds == "object" or "properties" in node:
-            return self._object(node)
-        if kinds == "array":
-            items = self.of(node.get("items", {}))
-            return st.lists(items, min_size=node.get("minItems", 0), max_size=max(node.get("minItems", 0), 3))
-        if kinds == "string":
-            if "pattern" in node and not node["pattern"].startswith("\n"):
-                return st.from_regex(node["pattern"], fullmatch=node["pattern"].endswith("$")).filter(
-                    lambda s: len(s) < 200)
-            return TEXT.filter(lambda s: len(s) >= node.get("minLength", 0)) | st.sampled_from(ABSURD_PATHS[1:])
-        if kinds == "integer":
-            low = node.get("minimum", node.get("exclusiveMinimum", -2 ** 63 - 1) + 1)
-            integers = st.integers(low, node.get("maximum", 2 ** 64))
-            return st.one_of(integers, integers, integers, integers.map(float))  # 1.0 is no integer
-        if kinds == "number":
-            return st.floats(allow_nan=False, allow_infinity=False)
-        if kinds == "boolean":
-            return st.booleans()
-        if kinds == "null":
-            return st.none()
-        return JUNK
-
-    def _object(self, node: dict[str, Any]) -> st.SearchStrategy:
-        properties = node.get("properties", {})
-        required = set(node.get("required", ()))
-        base = st.fixed_dictionaries({k: self.of(v) for k, v in properties.items() if k in required},
-                                     optional={k: self.of(v) for k, v in properties.items() if k not in required})
-        extra = node.get("additionalProperties")
-        if isinstance(extra, dict) and not properties:
-            keys = self.of({"type": "string", **node.get("propertyNames", {})})
-            return st.dictionaries(keys, self.of(extra), max_size=3)
-        return base
+schema_configs = SCHEMA_STRATEGY.of(SCHEMA)
 
 
-_SCHEMA = _Schema(SCHEMA)
-schema_configs = _SCHEMA.of(SCHEMA)
-
-
-@st.composite
-def grafted_configs(draw: Callable) -> dict[str, Any]:
+def grafted_configs() -> st.SearchStrategy:
     """The example bundle's config with one section (or one of linux's) replaced by a
     schema instance: valid more often than a whole generated config, so planning runs."""
-    config = busybox_config()
-    section = draw(st.sampled_from(sorted(SCHEMA["properties"]) + [f"linux.{k}" for k in
-                                                                    sorted(_SCHEMA.defs["linux"]["properties"])]))
-    if section.startswith("linux."):
-        key = section.split(".", 1)[1]
-        config["linux"][key] = draw(_SCHEMA.of(_SCHEMA.defs["linux"]["properties"][key]))
-    elif section != "root":
-        config[section] = draw(_SCHEMA.of(SCHEMA["properties"][section]))
-    return config
+    return grafted(busybox_config).map(lambda drawn: drawn[1])
 
 
 def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
