@@ -93,11 +93,9 @@ def switch_user(proc: ProcessPlan, setgroups_allowed: bool) -> None:
     except OSError:
         early_cwd = False
     caps = proc["caps"]
-    if caps is not None:
-        last = caps["last"]
-        for number in range(last + 1):
-            if not caps["bounding"] >> number & 1:
-                S.prctl(L.PR_CAPBSET_DROP, number)
+    for number in range(caps["last"] + 1):
+        if not caps["bounding"] >> number & 1:
+            S.prctl(L.PR_CAPBSET_DROP, number)
     S.prctl(L.PR_SET_KEEPCAPS, 1)
     if setgroups_allowed:
         S.setgroups(proc["additional_gids"])
@@ -125,15 +123,12 @@ CAP_SYS_ADMIN = 21
 
 def capability_sets(proc: ProcessPlan, keep_sys_admin: bool) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """((effective, permitted, inheritable) the process ends with, the sets it holds until
-    its seccomp filter is loaded).  The first are the configured sets, or those it holds
-    now (after `switch_user`) when the config names none.  The second add CAP_SYS_ADMIN
-    (effective and permitted) with ``keep_sys_admin``, if it is still permitted: a filter
-    without no_new_privs needs it to be loaded.  The held sets are read once, and only
-    where they are needed."""
+    its seccomp filter is loaded).  The first are the configured sets.  The second add
+    CAP_SYS_ADMIN (effective and permitted) with ``keep_sys_admin``, if it is still
+    permitted (after `switch_user`): a filter without no_new_privs needs it to be loaded."""
     caps = proc["caps"]
-    held = S.capget() if caps is None or keep_sys_admin else (0, 0, 0)
-    final = held if caps is None else (caps["effective"], caps["permitted"], caps["inheritable"])
-    if keep_sys_admin and held[1] >> CAP_SYS_ADMIN & 1:
+    final = (caps["effective"], caps["permitted"], caps["inheritable"])
+    if keep_sys_admin and S.capget()[1] >> CAP_SYS_ADMIN & 1:
         sys_admin = 1 << CAP_SYS_ADMIN
         return final, (final[0] | sys_admin, final[1] | sys_admin, final[2])
     return final, final
@@ -144,15 +139,14 @@ def raise_ambient(proc: ProcessPlan) -> list[str]:
     not be raised."""
     warnings: list[str] = []
     caps = proc["caps"]
-    if caps is not None:
-        S.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_CLEAR_ALL)
-        for number in range(caps["last"] + 1):
-            if caps["ambient"] >> number & 1:
-                try:
-                    S.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, number)
-                except OSError as e:
-                    name = C.CAPABILITIES[number] if number < len(C.CAPABILITIES) else f"capability {number}"
-                    warnings.append(f"process.capabilities: cannot raise {name} (ambient: {e.strerror})")
+    S.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_CLEAR_ALL)
+    for number in range(caps["last"] + 1):
+        if caps["ambient"] >> number & 1:
+            try:
+                S.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, number)
+            except OSError as e:
+                name = C.CAPABILITIES[number] if number < len(C.CAPABILITIES) else f"capability {number}"
+                warnings.append(f"process.capabilities: cannot raise {name} (ambient: {e.strerror})")
     return warnings
 
 

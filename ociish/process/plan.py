@@ -260,12 +260,11 @@ def _process_plan(proc: dict[str, Any], terminal: bool, warnings: list[str], lab
         "terminal": terminal,
         "console_size": _console_size(proc) if terminal else None,
         "no_new_privileges": bool(proc.get("noNewPrivileges")),
-        "caps": None,
+        # no capabilities member is no capabilities, as runc and crun read it (never all of the runtime's)
+        "caps": capability_sets(proc.get("capabilities") or {}, warnings),
     }
     if not plan["args"]:
         raise ConfigError(f"{label}: process.args: at least one entry is required")
-    if "capabilities" in proc:
-        plan["caps"] = capability_sets(proc.get("capabilities") or {}, warnings)
     return plan
 
 

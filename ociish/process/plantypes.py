@@ -39,7 +39,7 @@ class ProcessPlan(TypedDict):
     terminal: bool
     console_size: tuple[int, int] | None
     no_new_privileges: bool
-    caps: Capabilities | None
+    caps: Capabilities
 
 
 class MountOptions(TypedDict):

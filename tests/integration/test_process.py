@@ -167,6 +167,20 @@ def test_dropped_capability_is_really_missing(runtime: Runtime, bundle: Bundle) 
     assert run_output(runtime, bundle.write()).stdout.strip() == "chowned"
 
 
+def test_no_capabilities_member_is_no_capabilities(runtime: Runtime, bundle: Bundle) -> None:
+    """As runc and crun: a process without `capabilities` gets none, for run and exec,
+    never all of the runtime's."""
+    del bundle.config["process"]["capabilities"]
+    bundle.shell("grep -E '^Cap(Prm|Eff|Bnd):' /proc/self/status; sleep 1000")
+    cid = unique_id()
+    runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
+    try:
+        caps = runtime("exec", cid, "grep", "-E", "^Cap(Prm|Eff|Bnd):", "/proc/self/status", check=True).stdout
+        assert caps.split() == ["CapPrm:", "0" * 16, "CapEff:", "0" * 16, "CapBnd:", "0" * 16], caps
+    finally:
+        runtime("delete", "--force", cid, check=True)
+
+
 def test_unknown_capability_is_a_warning(runtime: Runtime, bundle: Bundle) -> None:
     bundle.config["process"]["capabilities"] = {k: ["CAP_KILL", "CAP_NOT_A_CAPABILITY"]
                                                 for k in ("bounding", "effective", "permitted")}
