@@ -341,8 +341,8 @@ def mask_paths(root_fd: int, paths: list[str]) -> None:
             if target < 0:
                 continue
             try:
-                if safepath.is_dir(target):
-                    S.mount("tmpfs", safepath.fd_path(target), "tmpfs", L.MS_RDONLY, "nr_blocks=1,nr_inodes=1")
+                if safepath.is_dir(target):  # no size options: the container's mountinfo shows what runc's does
+                    S.mount("tmpfs", safepath.fd_path(target), "tmpfs", L.MS_RDONLY)
                 else:
                     if null_fd < 0:
                         null_fd = verified_dev_null(root_fd)
