@@ -38,6 +38,10 @@ class Channel:
         self.log.append(("chan", "expect", kind))
 
 
+# a plan's sets that drop nothing from the bounding set (every process plan has its sets)
+NO_DROP = {"bounding": (1 << 8) - 1, "effective": 0, "permitted": 0, "inheritable": 0, "ambient": 0, "last": 7}
+
+
 def make_plan(tmp_path: Path, uid: int = 0, **process: Any) -> dict[str, Any]:
     config = copy.deepcopy(default_config())
     config["process"].update(terminal=False, cwd="/work", user={"uid": uid, "gid": 100, "additionalGids": [5, 6]},
@@ -99,7 +103,7 @@ def test_a_filter_without_no_new_privileges_keeps_sys_admin_for_its_load_only(sy
 
 
 def test_a_user_namespace_without_setgroups_keeps_the_groups(syscalls_fake: SyscallFake) -> None:
-    proc = {"cwd": "/", "caps": None, "additional_gids": [5], "gid": 1, "uid": 1}
+    proc = {"cwd": "/", "caps": NO_DROP, "additional_gids": [5], "gid": 1, "uid": 1}
     credentials.switch_user(proc, setgroups_allowed=False)
     assert syscalls_fake.calls("prctl", "setgroups", "setresgid", "setresuid") == [
         ("prctl", L.PR_SET_KEEPCAPS, 1), ("setresgid", 1, 1, 1), ("setresuid", 1, 1, 1),
@@ -108,7 +112,7 @@ def test_a_user_namespace_without_setgroups_keeps_the_groups(syscalls_fake: Sysc
 
 def test_a_cwd_only_the_user_can_enter_is_entered_after_the_uid_change(syscalls_fake: SyscallFake) -> None:
     syscalls_fake.fail("chdir", errno.EACCES)
-    credentials.switch_user({"cwd": "/home/u", "caps": None, "additional_gids": [], "gid": 1, "uid": 1}, True)
+    credentials.switch_user({"cwd": "/home/u", "caps": NO_DROP, "additional_gids": [], "gid": 1, "uid": 1}, True)
     assert syscalls_fake.calls("chdir", "setresuid") == [
         ("chdir", "/home/u"), ("setresuid", 1, 1, 1), ("chdir", "/home/u")]
 
@@ -123,7 +127,7 @@ def test_a_cwd_that_cannot_be_entered_or_is_outside_is_refused(syscalls_fake: Sy
     if fail == "chdir":
         syscalls_fake.fail("chdir", errno.ENOENT)  # before and after the uid change
     with pytest.raises(credentials.CredentialsError, match=f"^{message}$"):
-        credentials.switch_user({"cwd": "/nowhere", "caps": None, "additional_gids": [], "gid": 1, "uid": 1}, True)
+        credentials.switch_user({"cwd": "/nowhere", "caps": NO_DROP, "additional_gids": [], "gid": 1, "uid": 1}, True)
 
 
 def test_a_failing_setresuid_stops_before_any_capability_change(syscalls_fake: SyscallFake, tmp_path: Path) -> None:
