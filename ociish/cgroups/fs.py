@@ -1,10 +1,14 @@
-"""Plain file operations on cgroupfs, with the kernel's quirks handled in one place."""
+"""Plain file operations on cgroupfs, with the kernel's quirks handled in one place.
+
+What changes the hierarchy (mkdir, rmdir, writes) goes through the syscall seam."""
 
 from __future__ import annotations
 
 import errno
 import os
 import time
+
+from ociish.linux import syscalls as S
 
 # An exiting task stays in cgroup.procs for a moment, so rmdir can fail with EBUSY
 # right after a kill; retry with a growing delay for about this long.
@@ -19,11 +23,7 @@ def read_text(path: str) -> str:
 
 def write_text(path: str, value: str) -> None:
     """One write(2) of `value`: cgroupfs parses each write on its own, so never split it."""
-    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
+    S.write_file(path, value.encode())
 
 
 def read_optional(path: str) -> str | None:
@@ -57,7 +57,7 @@ def procs(directory: str, recursive: bool = False) -> list[int]:
 def mkdir(path: str) -> bool:
     """Create one cgroup; False if it already existed."""
     try:
-        os.mkdir(path, 0o755)
+        S.mkdir(path, 0o755)
     except FileExistsError:
         return False
     return True
@@ -69,7 +69,7 @@ def rmdir(path: str) -> None:
     delay = 0.005
     while True:
         try:
-            os.rmdir(path)
+            S.rmdir(path)
             return
         except FileNotFoundError:
             return

@@ -19,6 +19,7 @@ import time
 from ociish import log
 from ociish.cgroups import freezer, fs, paths
 from ociish.errors import ConfigError, NotSupportedError, OciishError
+from ociish.linux import syscalls as S
 from ociish.linux.cpython import signal
 
 TYPE_CHECKING = False
@@ -323,7 +324,7 @@ class CgroupManager:
                 if directory in leaves:
                     fs.rmtree(directory)
                 else:
-                    os.rmdir(directory)
+                    S.rmdir(directory)
             except FileNotFoundError:
                 continue
             except OSError as e:
@@ -348,7 +349,7 @@ class CgroupManager:
         leaf = self.dirs[UNIFIED]
         for path in [leaf, *(os.path.join(leaf, name) for name in names)]:
             try:
-                os.chown(path, uid, gid)
+                S.chown(path, uid, gid)
             except FileNotFoundError:
                 continue  # not every listed file exists in every cgroup
             except OSError as e:

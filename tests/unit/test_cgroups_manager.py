@@ -19,6 +19,7 @@ import pytest
 from ociish.cgroups import CgroupManager, detect_mode, fs, manager
 from ociish.cgroups.devices import normalize_rules
 from ociish.errors import ConfigError, NotSupportedError, OciishError
+from ociish.linux import syscalls
 
 UNIFIED = manager.UNIFIED
 
@@ -55,7 +56,7 @@ V2_ROOT_CONTROLLERS = "cpuset cpu io memory hugetlb pids rdma"
 
 
 class FakeCgroupFS:
-    """A cgroupfs look-alike under tmp_path, driven through monkeypatched os/fs calls."""
+    """A cgroupfs look-alike under tmp_path: the mkdir, rmdir and write_file of the syscall seam."""
 
     def __init__(self, tmp_path, monkeypatch, layout: str):
         self.root = str(tmp_path / "cgroup")
@@ -83,15 +84,18 @@ class FakeCgroupFS:
             lines.append(f"{40 + i} 31 0:{40 + i} / {point} rw,relatime - {fstype} {fstype} {options}")
         with open(self.mountinfo, "w") as f:
             f.write("\n".join(lines) + "\n")
-        self._real_mkdir, self._real_rmdir, self._real_write = os.mkdir, os.rmdir, fs.write_text
+        real_write_file = syscalls.write_file
+        self._real_mkdir, self._real_rmdir = syscalls.mkdir, syscalls.rmdir
+        self._real_write = lambda path, value: real_write_file(path, value.encode())
         os.makedirs(self.root)
         for point, (fstype, controllers) in self.mounts.items():
             if point != self.root:
                 self._real_mkdir(point)
             self._seed(point, root=True)
-        monkeypatch.setattr(os, "mkdir", self._mkdir)
-        monkeypatch.setattr(os, "rmdir", self._rmdir)
-        monkeypatch.setattr(fs, "write_text", self._write)
+        # the kernel behind the syscall seam
+        monkeypatch.setattr(syscalls, "mkdir", self._mkdir)
+        monkeypatch.setattr(syscalls, "rmdir", self._rmdir)
+        monkeypatch.setattr(syscalls, "write_file", self._write)
         monkeypatch.setattr(fs, "RMDIR_TIMEOUT", 0.05)
         monkeypatch.setattr(CgroupManager, "FREEZE_TIMEOUT", 0.5)
         real_sleep = time.sleep
@@ -148,7 +152,8 @@ class FakeCgroupFS:
                 os.unlink(entry.path)
         self._real_rmdir(path, *args, **kwargs)
 
-    def _write(self, path: str, value: str) -> None:
+    def _write(self, path: str, data: bytes) -> None:
+        value = data.decode()
         name = os.path.basename(path)
         self.log.append((os.path.relpath(path, self.root), value))
         if self.refuse.get(name):
@@ -402,8 +407,9 @@ def test_destroy_keeps_a_shared_parent_it_created(cgfs):
 def test_destroy_removes_sub_cgroups_and_is_idempotent(cgfs):
     m = cgfs.manager("c1", "/a")
     m.create()
-    nested = os.path.join(next(iter(m.dirs.values())), "inner", "deeper")
-    os.makedirs(nested)
+    inner = os.path.join(next(iter(m.dirs.values())), "inner")
+    syscalls.mkdir(inner)  # made by the container, in the kernel's cgroupfs
+    syscalls.mkdir(os.path.join(inner, "deeper"))
     m.destroy()
     m.destroy()
     assert cgfs.leftovers() == []
@@ -582,7 +588,7 @@ def test_pids_are_recursive(cgfs):
     m.create()
     leaf = m.dirs.get("") or m.dirs["freezer"]
     cgfs.put(leaf, "cgroup.procs", "10\n30\n")
-    os.mkdir(os.path.join(leaf, "sub"))
+    syscalls.mkdir(os.path.join(leaf, "sub"))
     cgfs.put(os.path.join(leaf, "sub"), "cgroup.procs", "20\n")
     assert m.pids() == [10, 20, 30]
     cgfs.put(leaf, "cgroup.procs", "")
@@ -713,21 +719,6 @@ def test_v1_and_hybrid_devices_never_load_ebpf(cgfs, monkeypatch):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
-def test_delegate_chowns_only_the_listed_files_on_v2(v2fs, tmp_path):
-    m = v2fs.manager("c1", "/a")
-    m.create()
-    delegate = tmp_path / "delegate"
-    delegate.write_text("cgroup.procs\ncgroup.threads\ncgroup.subtree_control\nmemory.reclaim\n")
-    m.delegate(1234, 5678, str(delegate))
-    leaf = m.path_for("")
-    owners = {name: os.stat(os.path.join(leaf, name))[4:6] for name in os.listdir(leaf)}
-    assert os.stat(leaf)[4:6] == (1234, 5678)
-    assert owners["cgroup.procs"] == owners["cgroup.subtree_control"] == (1234, 5678)
-    assert owners["memory.max"] == owners["cgroup.freeze"] == (os.getuid(), os.getgid())
-    m.delegate(4321, 8765, str(tmp_path / "missing"))  # no list: the spec's fallback
-    assert os.stat(os.path.join(leaf, "cgroup.procs"))[4:6] == (4321, 8765)
-
-
 def test_delegate_does_nothing_on_v1(hybridfs):
     m = hybridfs.manager("c1", "/a")
     m.create()
@@ -804,7 +795,7 @@ class FakeSystemd:
                     self.cgfs.put(mount, "cgroup.subtree_control", " ".join(controllers))
                 mount = os.path.join(mount, level)
                 if not os.path.isdir(mount):
-                    os.mkdir(mount)
+                    syscalls.mkdir(mount)
             self.cgfs.put(leaf, "cgroup.procs", str(pid))
             self.managed.append(leaf)
 
@@ -824,7 +815,7 @@ class FakeSystemd:
         for leaf in dict.fromkeys(self.managed):
             if os.path.isdir(leaf):
                 self.cgfs.put(leaf, "cgroup.procs", "")
-                os.rmdir(leaf)
+                syscalls.rmdir(leaf)
         self.managed = []
 
     def names(self) -> list[str]:
@@ -935,3 +926,136 @@ def test_systemd_refusal_rolls_back_nothing_it_did_not_make(v1fs):
         m.place_init(4242)
     m.destroy()
     assert v1fs.leftovers() == []
+
+
+# ------------------------------------------------------------------ the sequence, through the syscall seam
+
+
+@pytest.fixture
+def seam(tmp_path, monkeypatch):
+    """The recording fake in front of the fake kernel (the *fs fixture listed before it)."""
+    from syscall_fake import SyscallFake
+
+    return SyscallFake(monkeypatch, str(tmp_path))
+
+
+CGROUP_CALLS = ("mkdir", "rmdir", "write_file", "chown")
+RESOURCES = {"memory": {"limit": 1 << 20, "swap": 2 << 20}, "cpu": {"shares": 1024, "quota": 50000, "period": 100000},
+             "pids": {"limit": 10}}
+V1_PLAIN = ("memory", "devices", "freezer", "pids", "blkio", "hugetlb", "systemd")  # after cpu,cpuacct and cpuset
+
+
+def test_v2_controllers_are_enabled_above_each_level_and_limits_written_in_the_leaf(v2fs, seam):
+    m = v2fs.manager("c1", None)
+    m.create()
+    m.apply(RESOURCES)
+    m.destroy()
+    root = "{tmp}/cgroup"
+    assert seam.calls(*CGROUP_CALLS) == [
+        ("write_file", f"{root}/cgroup.subtree_control", b"+cpuset +cpu +io +memory +hugetlb +pids +rdma"),
+        ("mkdir", f"{root}/ociish", 0o755),
+        ("write_file", f"{root}/ociish/cgroup.subtree_control", b"+cpu +cpuset +hugetlb +io +memory +pids +rdma"),
+        ("mkdir", f"{root}/ociish/c1", 0o755),
+        ("write_file", f"{root}/ociish/c1/cpu.weight", b"100"),  # shares 1024, converted
+        ("write_file", f"{root}/ociish/c1/cpu.max", b"50000 100000"),
+        ("write_file", f"{root}/ociish/c1/memory.max", b"1048576"),
+        ("write_file", f"{root}/ociish/c1/memory.swap.max", b"1048576"),  # the spec's swap is memory + swap
+        ("write_file", f"{root}/ociish/c1/pids.max", b"10"),
+        ("rmdir", f"{root}/ociish/c1"),
+        ("rmdir", f"{root}/ociish"),
+    ]
+
+
+def v1_levels(root, hierarchies, level):
+    return [("mkdir", f"{root}/{h}/{level}", 0o755) for h in hierarchies]
+
+
+def test_v1_every_hierarchy_gets_each_level_and_a_cpuset_its_parents_cpus(v1fs, seam):
+    m = v1fs.manager("c1", None)
+    m.create()
+    m.apply(RESOURCES)
+    root = "{tmp}/cgroup"
+    cpuset = f"{root}/cpuset"
+    assert seam.calls(*CGROUP_CALLS) == [
+        ("mkdir", f"{root}/cpu,cpuacct/ociish", 0o755),
+        ("mkdir", f"{root}/cpu,cpuacct/ociish/c1", 0o755),
+        ("mkdir", f"{cpuset}/ociish", 0o755),
+        ("write_file", f"{cpuset}/ociish/cpuset.cpus", b"0-3"),  # an empty cpuset refuses tasks
+        ("write_file", f"{cpuset}/ociish/cpuset.mems", b"0"),
+        ("mkdir", f"{cpuset}/ociish/c1", 0o755),
+        ("write_file", f"{cpuset}/ociish/c1/cpuset.cpus", b"0-3"),
+        ("write_file", f"{cpuset}/ociish/c1/cpuset.mems", b"0"),
+        *[call for h in V1_PLAIN for call in v1_levels(root, [h], "ociish") + v1_levels(root, [h], "ociish/c1")],
+        # memory before memsw while the limit grows (the kernel keeps memsw >= memory)
+        ("write_file", f"{root}/memory/ociish/c1/memory.limit_in_bytes", b"1048576"),
+        ("write_file", f"{root}/memory/ociish/c1/memory.memsw.limit_in_bytes", b"2097152"),
+        ("write_file", f"{root}/cpu,cpuacct/ociish/c1/cpu.shares", b"1024"),
+        ("write_file", f"{root}/cpu,cpuacct/ociish/c1/cpu.cfs_period_us", b"100000"),
+        ("write_file", f"{root}/cpu,cpuacct/ociish/c1/cpu.cfs_quota_us", b"50000"),
+        ("write_file", f"{root}/pids/ociish/c1/pids.max", b"10"),
+    ]
+
+
+def test_a_write_failing_during_create_removes_the_directories_made_leaves_first(v1fs, seam):
+    seam.fail("write_file", errno.ENOSPC, lambda path, data: path.endswith("/ociish/c1/cpuset.mems"))
+    m = v1fs.manager("c1", None)
+    with pytest.raises(OciishError, match=r"^cannot create cgroup .*/cpuset/ociish/c1/cpuset.mems: No space left"):
+        m.create()
+    root = "{tmp}/cgroup"
+    calls = seam.calls(*CGROUP_CALLS)
+    assert calls[calls.index(("write_file", f"{root}/cpuset/ociish/c1/cpuset.mems", b"0")) + 1:] == [
+        ("rmdir", f"{root}/cpu,cpuacct/ociish/c1"),
+        ("rmdir", f"{root}/cpuset/ociish/c1"),
+        ("rmdir", f"{root}/cpu,cpuacct/ociish"),
+        ("rmdir", f"{root}/cpuset/ociish"),
+    ]
+    assert v1fs.leftovers() == []
+
+
+def test_a_mkdir_failing_midway_removes_what_was_made_and_nothing_else(v2fs, seam):
+    v2fs.manager("other", "/shared/other").create()  # /shared is someone else's
+    del seam.log[:]
+    seam.fail("mkdir", errno.EACCES, lambda path, mode: path.endswith("/deeper"))
+    m = v2fs.manager("c1", "/shared/mine/deeper")
+    with pytest.raises(OciishError, match=r"^cannot create cgroup .*/shared/mine/deeper: Permission denied$"):
+        m.create()
+    root = "{tmp}/cgroup"
+    assert [call[:2] for call in seam.calls("mkdir", "rmdir")] == [
+        ("mkdir", f"{root}/shared"),  # exists: not ours
+        ("mkdir", f"{root}/shared/mine"),
+        ("mkdir", f"{root}/shared/mine/deeper"),
+        ("rmdir", f"{root}/shared/mine"),
+    ]
+    assert v2fs.leftovers() == [f"{v2fs.root}/shared", f"{v2fs.root}/shared/other"]
+
+
+def test_a_refused_limit_leaves_the_rollback_to_destroy_which_keeps_a_shared_parent(v2fs, seam):
+    """create's rollback after a failed apply is destroy(): the container's directory goes,
+    the /ociish parent another container made stays."""
+    v2fs.manager("other", None).create()
+    m = v2fs.manager("c1", None)
+    m.create()
+    del seam.log[:]
+    seam.fail("write_file", errno.EINVAL, lambda path, data: path.endswith("/pids.max"))
+    with pytest.raises(ConfigError, match=r"^linux.resources.pids.limit: the kernel refused '10' for pids.max"):
+        m.apply(RESOURCES)
+    m.destroy()
+    assert seam.calls("rmdir") == [("rmdir", "{tmp}/cgroup/ociish/c1")]
+
+
+def test_delegation_hands_the_directory_and_the_listed_files_to_the_user(v2fs, seam, tmp_path):
+    m = v2fs.manager("c1", "/a")
+    m.create()
+    delegate = tmp_path / "delegate"
+    delegate.write_text("cgroup.procs\nmemory.reclaim\ncgroup.threads\ncgroup.subtree_control\n")
+    seam.fail("chown", errno.ENOENT, lambda path, *ids: path.endswith("/memory.reclaim"))  # not in every cgroup
+    m.delegate(1234, 5678, str(delegate))
+    m.delegate(4321, 8765, str(tmp_path / "missing"))  # no list: the spec's fallback
+    leaf = "{tmp}/cgroup/a"
+    assert seam.calls("chown") == [
+        ("chown", leaf, 1234, 5678), ("chown", f"{leaf}/cgroup.procs", 1234, 5678),
+        ("chown", f"{leaf}/memory.reclaim", 1234, 5678), ("chown", f"{leaf}/cgroup.threads", 1234, 5678),
+        ("chown", f"{leaf}/cgroup.subtree_control", 1234, 5678),
+        ("chown", leaf, 4321, 8765), ("chown", f"{leaf}/cgroup.procs", 4321, 8765),
+        ("chown", f"{leaf}/cgroup.subtree_control", 4321, 8765), ("chown", f"{leaf}/cgroup.threads", 4321, 8765),
+    ]
