@@ -200,7 +200,8 @@ def default_root() -> str:
 def _dry_run(args: argparse.Namespace, container_id: str, bundle: str, console: bool) -> int:
     from ociish.ops.dryrun import dry_run
 
-    sys.stdout.write(dry_run(container_id, bundle, output_format=args.format,
+    sys.stdout.write(dry_run(container_id, bundle, os.path.join(args.root or default_root(), container_id),
+                             output_format=args.format,
                              console_socket=args.console_socket or ("(a terminal)" if console else None),
                              no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring,
                              preserve_fds=args.preserve_fds, systemd_cgroup=args.systemd_cgroup))

@@ -8,8 +8,6 @@ refuses the dry run refuses too.
 
 from __future__ import annotations
 
-import os
-
 from ociish import jsonio
 from ociish.ops.create import Prepared, prepare
 
@@ -22,10 +20,10 @@ if TYPE_CHECKING:
     Step = dict[str, str]  # {"stage", "step", "detail"}
 
 
-def dry_run(container_id: str, bundle: str, *, output_format: str, **create_options: Any) -> str:
-    """The text (or JSON) `--dry-run` prints for a create of ``bundle``."""
+def dry_run(container_id: str, bundle: str, state_dir: str, *, output_format: str, **create_options: Any) -> str:
+    """The text (or JSON) `--dry-run` prints for a create of ``bundle`` recorded in ``state_dir``."""
     prepared = prepare(container_id, bundle, **create_options)
-    planned = steps(prepared)
+    planned = steps(prepared, state_dir)
     if output_format == "json":
         return jsonio.dumps({"id": container_id, "bundle": prepared.plan["init"]["bundle"],
                              "warnings": prepared.plan["init"]["warnings"], "steps": planned}).decode() + "\n"
@@ -37,7 +35,7 @@ def dry_run(container_id: str, bundle: str, *, output_format: str, **create_opti
     return "\n".join(lines) + "\n"
 
 
-def steps(prepared: Prepared) -> list[Step]:
+def steps(prepared: Prepared, state_dir: str) -> list[Step]:
     """Every step a create of ``prepared`` takes, in order, as --debug names them; then
     what `start` does."""
     plan = prepared.plan
@@ -48,7 +46,7 @@ def steps(prepared: Prepared) -> list[Step]:
         out.append({"stage": stage, "step": step, "detail": detail})
 
     add("create", "planned")
-    add("create", "state", os.path.join("<root>", init["id"]))
+    add("create", "state", state_dir)
     add("create", "cgroup", ", ".join(sorted(set(prepared.cgroup.dirs.values()))))
     add("create", "bootstrap", "a sealed copy of the interpreter, moved into the cgroup")
     _bootstrap(init, add)

@@ -147,6 +147,7 @@ def test_dry_run_touches_nothing_and_names_the_steps_create_then_takes(runtime: 
     planned = dry_run_steps(runtime, bundle, cid)
     text = runtime("create", "--dry-run", "--bundle", str(bundle.path), cid, check=True).stdout
     assert host_snapshot(runtime, bundle, cid) == before
+    assert planned[1] == {"stage": "create", "step": "state", "detail": str(runtime.root / cid)}
     assert [line.split(None, 1)[1].split(": ")[0] for line in text.splitlines()[1:]] \
         == [step["step"].split(": ")[0] for step in planned]  # the same steps, readable
     log = tmp_path / "debug.log"
