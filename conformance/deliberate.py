@@ -27,6 +27,10 @@ DELIBERATE: list[tuple[str, str, set[str], str]] = [
      "linux.memoryPolicy (runtime-spec 1.3, config-linux.md \"Memory policy\") is applied, its kernel rules checked "
      "at create (set_mempolicy(2): MPOL_DEFAULT takes no flags, nodes only where the mode uses them); runc 1.1.5 and "
      "Debian's crun predate it and ignore it"),
+    ("*linux.intelRdt*", "*", {"ociish", "crun"},
+     "linux.intelRdt set, even empty, needs a resctrl filesystem, which this host lacks (config-linux.md \"IntelRdt\": "
+     "\"If no mounted resctrl pseudo-filesystem is available in the runtime mount namespace, the runtime MUST "
+     "generate an error\"); runc 1.1.5 and crun ignore an intelRdt without schemata"),
     # drawn from the schema with seed 15 (`schema_cases`)
     ("schema-15-14:linux.devices", "*", {"ociish", "crun"},
      "a device at / is refused (config-linux.md \"Devices\": \"If a file already exists at path that does not "
