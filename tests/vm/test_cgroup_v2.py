@@ -207,18 +207,6 @@ def test_a_device_rule_allows_reading_the_disk(runtime: Runtime, bundle: Bundle)
 # ------------------------------------------------------------------ live containers
 
 
-def test_pause_and_resume_through_cgroup_freeze(runtime: Runtime, bundle: Bundle) -> None:
-    cid = create_container(runtime, bundle, script="sleep 1000 & sleep 1000")
-    leaf = cgroup_dir(runtime, cid)
-    runtime("pause", cid, check=True)
-    assert runtime.state(cid)["status"] == "paused"
-    assert read(leaf, "cgroup.freeze") == "1"
-    assert keyed(leaf, "cgroup.events")["frozen"] == 1
-    runtime("resume", cid, check=True)
-    assert runtime.state(cid)["status"] == "running"
-    assert keyed(leaf, "cgroup.events")["frozen"] == 0
-
-
 def test_events_stats_and_ps_read_the_v2_cgroup(runtime: Runtime, bundle: Bundle) -> None:
     cid = create_container(runtime, bundle, {"memory": {"limit": 64 * MiB}, "pids": {"limit": 20}},
                  "sleep 1000 & sleep 1000 & wait")  # the shell and two children
@@ -339,9 +327,18 @@ def test_a_read_write_cgroup_mount_in_a_new_namespace_hands_the_cgroup_to_the_us
     assert not leaf.exists()
 
 
-def test_kill_all_ends_a_paused_container_through_cgroup_kill(runtime: Runtime, bundle: Bundle) -> None:
+def test_pause_resume_and_kill_all_of_a_paused_container(runtime: Runtime, bundle: Bundle) -> None:
+    """pause/resume through cgroup.freeze, then kill --all ends a paused container through
+    cgroup.kill (one container: each costs seconds under emulation)."""
     cid = create_container(runtime, bundle, script="sleep 1000 & sleep 1000 & wait")
     leaf = cgroup_dir(runtime, cid)
+    runtime("pause", cid, check=True)
+    assert runtime.state(cid)["status"] == "paused"
+    assert read(leaf, "cgroup.freeze") == "1"
+    assert keyed(leaf, "cgroup.events")["frozen"] == 1
+    runtime("resume", cid, check=True)
+    assert runtime.state(cid)["status"] == "running"
+    assert keyed(leaf, "cgroup.events")["frozen"] == 0
     runtime("pause", cid, check=True)
     runtime("kill", "--all", cid, "KILL", check=True)
     assert wait_status(runtime, cid, "stopped") == "stopped"

@@ -62,22 +62,29 @@ def test_features_report_the_systemd_driver(runtime: Runtime) -> None:
 
 
 def test_the_container_is_a_scope_with_its_limits(runtime: Runtime, bundle: Bundle) -> None:
-    resources = {"memory": {"limit": 64 * MiB, "reservation": 16 * MiB}, "pids": {"limit": 32},
-                 "cpu": {"shares": 512, "quota": 25000, "period": 100000}}
+    resources = {"memory": {"limit": 64 * MiB, "reservation": 16 * MiB, "swap": 96 * MiB}, "pids": {"limit": 32},
+                 "cpu": {"shares": 512, "quota": 25000, "period": 100000, "cpus": "1", "mems": "0"},
+                 "unified": {"memory.high": str(48 * MiB)}}
     cid, state = create(runtime, bundle, "machine.slice:ociish-test:ID", resources)
     unit = f"ociish-test-{cid}.scope"
     props = show(unit, "ActiveState", "Delegate", "Slice", "ControlGroup", "MemoryMax", "MemoryLow", "TasksMax",
-                 "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec", "CPUWeight", "Description")
+                 "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec", "CPUWeight", "Description", "MemorySwapMax",
+                 "MemoryHigh", "AllowedCPUs", "AllowedMemoryNodes")
     assert props["ActiveState"] == "active" and props["Delegate"] == "yes" and props["Slice"] == "machine.slice"
     assert props["Description"] == f"ociish container {cid}"
     assert props["MemoryMax"] == str(64 * MiB) and props["MemoryLow"] == str(16 * MiB)
+    assert props["MemorySwapMax"] == str(32 * MiB)  # memory+swap less memory, as in the file
+    assert props["MemoryHigh"] == str(48 * MiB)  # a unified key systemd has a property for
     assert props["TasksMax"] == "32" and props["CPUQuotaPerSecUSec"] == "250ms"
     assert props["CPUQuotaPeriodUSec"] == "100ms" and props["CPUWeight"] == "59"  # runc's formula for 512
+    assert props["AllowedCPUs"] == "1" and props["AllowedMemoryNodes"] == "0"
     scope = CGROUP2 / "machine.slice" / unit
     assert props["ControlGroup"] == f"/machine.slice/{unit}"
     assert init_cgroup(state["pid"]) == scope  # systemd put the init there (PIDs=)
     assert read(scope, "memory.max") == str(64 * MiB) and read(scope, "pids.max") == "32"
     assert read(scope, "cpu.max") == "25000 100000" and read(scope, "cpu.weight") == "59"
+    assert read(scope, "memory.swap.max") == str(32 * MiB) and read(scope, "memory.high") == str(48 * MiB)
+    assert read(scope, "cpuset.cpus") == "1" and read(scope, "cpuset.mems") == "0"
     record = json.loads((runtime.root / cid / "state.json").read_text())["cgroup"]
     assert record["driver"] == "systemd" and record["paths"] == {"": str(scope)}
     runtime("delete", "--force", cid, check=True)
@@ -106,24 +113,19 @@ def test_daemon_reload_keeps_the_containers_cpu_limit(runtime: Runtime, bundle: 
     assert runtime.state(cid)["status"] == "running"
 
 
-def test_update_changes_the_unit_and_the_files(runtime: Runtime, bundle: Bundle) -> None:
+def test_update_pause_and_exec_in_a_scope(runtime: Runtime, bundle: Bundle) -> None:
+    """One container for the live operations (each one costs seconds under emulation)."""
     cid, state = create(runtime, bundle, "machine.slice:ociish-test:ID",
                         {"memory": {"limit": 64 * MiB}, "pids": {"limit": 32}})
     unit = f"ociish-test-{cid}.scope"
+    scope = init_cgroup(state["pid"])
     runtime("update", "--memory", "96m", "--pids-limit", "50", "--cpu-quota", "50000", "--cpu-period", "100000",
             cid, check=True)
     props = show(unit, "MemoryMax", "TasksMax", "CPUQuotaPerSecUSec")
     assert props == {"MemoryMax": str(96 * MiB), "TasksMax": "50", "CPUQuotaPerSecUSec": "500ms"}
     systemctl("daemon-reload")  # systemd rewrites the files from the properties: they must agree
-    scope = init_cgroup(state["pid"])
     assert read(scope, "memory.max") == str(96 * MiB) and read(scope, "pids.max") == "50"
     assert read(scope, "cpu.max") == "50000 100000"
-
-
-def test_pause_and_exec_in_a_scope(runtime: Runtime, bundle: Bundle) -> None:
-    cid, state = create(runtime, bundle, "machine.slice:ociish-test:ID", {})
-    unit = f"ociish-test-{cid}.scope"
-    scope = init_cgroup(state["pid"])
     out = runtime("exec", cid, "sh", "-c", "echo ok", check=True)
     assert out.stdout.split() == ["ok"]
     runtime("pause", cid, check=True)
