@@ -126,14 +126,12 @@ def test_foreground_exec_tty_without_a_terminal_fails_at_once(runtime: Runtime, 
     runtime("delete", "--force", cid, check=True)
 
 
-def test_the_pty_keeps_the_devpts_group_for_a_non_root_user(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+def test_the_pty_keeps_the_devpts_group_for_a_non_root_user(runtime: Runtime, bundle: Bundle) -> None:
     """As runc: the user gets the pty's ownership, the group stays devpts' gid=5 (tty),
     not the process's gid; for the init and for `exec -t`."""
     bundle.config["process"]["terminal"] = True
     bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
     bundle.shell('stat -c "owner=%u:%g" "$(tty)"; read line')
-    stdin = tmp_path / "stdin"
-    stdin.write_text("\n")
     with typed_on_a_terminal("\n") as terminal:
         result = runtime("run", "--bundle", str(bundle.path), unique_id(), stdin=terminal)
     assert result.returncode == 0, result.stderr
@@ -143,7 +141,7 @@ def test_the_pty_keeps_the_devpts_group_for_a_non_root_user(runtime: Runtime, bu
     bundle.args("sleep", "1000")
     cid = unique_id()
     runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
-    with stdin.open() as f:
+    with typed_on_a_terminal("\n") as f:  # exec -t needs a terminal to relay, as run does
         result = runtime("exec", "-t", "--user", "1000:1000", cid, "sh", "-c", 'stat -c "owner=%u:%g" "$(tty)"; read line',
                          stdin=f)
     assert result.returncode == 0, result.stderr
