@@ -645,7 +645,7 @@ _ONLINE = {"cpuset.cpus": "/sys/devices/system/cpu/online", "cpuset.mems": "/sys
 def _check_cpuset(write: Write) -> None:
     """A cpu or memory node list the kernel would refuse: malformed, or naming one the
     host does not have online (a host without NUMA has node 0 alone)."""
-    from ociish.process.plan import parse_cpu_list
+    from ociish.cpulist import parse_cpu_list
 
     source = _ONLINE[write.filename]
     online = fs.read_optional(source) or "0"

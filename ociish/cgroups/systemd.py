@@ -77,7 +77,7 @@ def cpu_quota(quota: int | None, period: int | None, version: int) -> list[Prope
 
 def cpu_mask(cpus: str, field: str) -> bytes:
     """A cpuset list (`0-2,5`) as systemd's bitmask: byte i holds CPUs 8i..8i+7, lowest bit first."""
-    from ociish.process.plan import parse_cpu_list
+    from ociish.cpulist import parse_cpu_list
 
     chosen = parse_cpu_list(cpus, field)
     mask = bytearray((max(chosen) // 8 + 1) if chosen else 0)

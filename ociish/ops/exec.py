@@ -15,6 +15,7 @@ import os
 from ociish import hostfile, log
 from ociish.errors import ConfigError, OciishError, WrongState
 from ociish.ops.container import Container
+from ociish.cpulist import parse_cpu_list
 from ociish.process import plan as planner
 from ociish.process.channel import ChannelClosed
 from ociish.process.parent import Conversation, InitProcess, spawn
@@ -180,7 +181,7 @@ def _start(container: Container, config: dict[str, Any], proc: dict[str, Any], c
         for warning in plan["warnings"]:
             log.warning(warning)
         cgroup = container.cgroup()
-        initial = planner.parse_cpu_list((proc.get("execCPUAffinity") or {}).get("initial") or "",
+        initial = parse_cpu_list((proc.get("execCPUAffinity") or {}).get("initial") or "",
                                          "process.execCPUAffinity.initial")
 
         def enter_cgroup(pid: int) -> None:

@@ -12,6 +12,7 @@ import os
 import resource
 
 from ociish import log
+from ociish.cpulist import parse_cpu_list
 from ociish.errors import ConfigError, NotSupportedError
 from ociish.linux import caps as C
 from ociish.linux import libc as L
@@ -325,18 +326,6 @@ def build_exec_plan(config: dict[str, Any], proc: dict[str, Any], *, container_i
         "fds": dict(options.get("fds") or {}),
         "warnings": warnings,
     }
-
-
-def parse_cpu_list(text: str, where: str) -> list[int]:
-    """ "0-3,7" → [0, 1, 2, 3, 7] (the kernel's cpu list format)."""
-    cpus: list[int] = []
-    try:
-        for part in filter(None, text.split(",")):
-            first, _, last = part.partition("-")
-            cpus.extend(range(int(first), int(last or first) + 1))
-    except ValueError:
-        raise ConfigError(f"{where}: {text!r} is not a cpu list like 0-3,7") from None
-    return cpus
 
 
 def _mount_entry(m: dict[str, Any], index: int, bundle: str, cgroup_mounts: list[CgroupHierarchy],
