@@ -173,9 +173,9 @@ def build_plan(config: dict[str, Any], *, container_id: str, bundle: str, rootfs
     # a read-only /dev is mounted writable and made read-only once setup is done (runc's
     # order): the devices, /dev/pts and the console are made under it first
     dev_readonly = False
-    for m in mounts:
+    for index, m in enumerate(mounts):
         if m["destination"] == "/dev" and not m["bind"] and m["flags"] & L.MS_RDONLY:
-            m["flags"] &= ~L.MS_RDONLY
+            mounts[index] = {**m, "flags": m["flags"] & ~L.MS_RDONLY}
             dev_readonly = True
     dev_from_host = any(m["bind"] and m["destination"] == "/dev" for m in mounts)
     devices: list[Device] = [] if dev_from_host else [
