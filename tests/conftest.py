@@ -172,6 +172,15 @@ def bundle(tmp_path: Path, busybox_rootfs: Path) -> Bundle:
 
 
 @pytest.fixture
+def running(runtime: Runtime, bundle: Bundle) -> str:
+    """A detached `sleep 1000` container of the default bundle; its id."""
+    bundle.args("sleep", "1000")
+    cid = unique_id()
+    runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
+    return cid
+
+
+@pytest.fixture
 def make_bundle(tmp_path: Path, busybox_rootfs: Path) -> Any:
     def make(name: str) -> Bundle:
         return Bundle(tmp_path / name, busybox_rootfs).write()

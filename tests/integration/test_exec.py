@@ -16,14 +16,6 @@ from test_console import read_until_closed, typed_on_a_terminal
 NAMESPACES = ("pid", "net", "ipc", "uts", "mnt", "cgroup")
 
 
-@pytest.fixture
-def running(runtime: Runtime, bundle: Bundle) -> str:
-    bundle.args("sleep", "1000")
-    cid = unique_id()
-    runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
-    return cid
-
-
 def test_exec_joins_every_namespace_and_returns_the_status(runtime: Runtime, running: str) -> None:
     init = runtime.state(running)["pid"]
     script = "; ".join(f"readlink /proc/self/ns/{ns}" for ns in NAMESPACES) + "; exit 7"

@@ -9,15 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Bundle, Runtime, unique_id
-
-
-@pytest.fixture
-def running(runtime: Runtime, bundle: Bundle) -> str:
-    bundle.args("sleep", "1000")
-    cid = unique_id()
-    runtime("run", "--detach", "--bundle", str(bundle.path), cid, check=True)
-    return cid
+from conftest import Runtime
 
 
 def hierarchies(runtime: Runtime, cid: str) -> dict[str, Path]:
